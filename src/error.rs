@@ -1,0 +1,370 @@
+//! Errors: [`ConfigError`] from the builder, [`JwtError`] for a refused request and
+//! [`KeyError`] from key providers.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+/// A mistake in the configuration, reported by [`ValidateJwtBuilder::build`](crate::ValidateJwtBuilder::build)
+/// rather than at the first request.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Neither an audience nor the explicit opt-out `danger_accept_any_audience` was configured.
+    #[error(
+        "no audience decision: call `add_audience` (the API's Application ID URI or client id) or, if you really mean it, `danger_accept_any_audience`"
+    )]
+    NoAudienceDecision,
+    /// No key source (static keys, JWKS URL, discovery URL or provider) was configured.
+    #[error(
+        "no key source: call `add_openid_config`, `add_jwks_uri`, `add_keys` or `add_provider`"
+    )]
+    NoKeySource,
+    /// A key source with no issuer of its own (a bare JWKS URL or static keys) was configured
+    /// without `add_issuer` or the opt-out `danger_accept_any_issuer`.
+    #[error(
+        "no issuer decision: a JWKS URL or static keys do not name their issuer; call `add_issuer` or `danger_accept_any_issuer`"
+    )]
+    NoIssuerDecision,
+    /// The algorithm allow-list ended up empty, or it names no algorithm the configured keys support.
+    #[error("no usable algorithm: {0}")]
+    NoAlgorithm(String),
+    /// An HMAC algorithm was allowed but no shared secret is configured (asymmetric keys never
+    /// become HMAC secrets).
+    #[error(
+        "algorithm {0} needs a shared secret (`add_keys(StaticKeys::hmac_secret(..))`); asymmetric keys never verify HMAC tokens"
+    )]
+    HmacWithoutSecret(&'static str),
+    /// A URL could not be parsed or is not acceptable (for example plain `http` to a
+    /// non-loopback host without `danger_allow_http`).
+    #[error("invalid url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A static key could not be parsed.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// A header name, scheme, cookie or query parameter name is not valid.
+    #[error("invalid token location: {0}")]
+    InvalidTokenLocation(String),
+    /// The failure status is not a 4xx status or the message is not a valid header value.
+    #[error("invalid failure answer: {0}")]
+    InvalidFailureAnswer(String),
+    /// A requirement can never be met (for example an empty list of scopes).
+    #[error("invalid requirement: {0}")]
+    InvalidRequirement(String),
+    /// Another configuration value is out of range.
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+}
+
+/// What went wrong with a request's token. Each kind maps to one answer (see the README's
+/// answers table and [`JwtError`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JwtErrorKind {
+    /// The request carries no token. Answer: 401, `WWW-Authenticate: Bearer` without `error`.
+    Missing,
+    /// The request carries a token in more than one place, an empty bearer value, or an
+    /// unreadable `Authorization` header. Answer: 400 `invalid_request`.
+    InvalidRequest,
+    /// The token is larger than the configured limit. Answer: 401 `invalid_token`.
+    TooLarge,
+    /// The token is not three segments of canonical base64url carrying JSON. Answer: 401 `invalid_token`.
+    Malformed,
+    /// The token is an encrypted JWE (five segments); only signed tokens are accepted.
+    /// Answer: 401 `invalid_token`.
+    Encrypted,
+    /// The token's `alg` is `none`, unknown, or not on the allow-list. Answer: 401 `invalid_token`.
+    UnsupportedAlgorithm,
+    /// The header's `typ` is not acceptable, or `crit` names an extension this crate does not
+    /// understand. Answer: 401 `invalid_token`.
+    InvalidHeader,
+    /// No configured key matches the token's `kid` and algorithm (even after a refresh).
+    /// Answer: 401 `invalid_token`.
+    UnknownKey,
+    /// The signature does not verify. Answer: 401 `invalid_token`.
+    InvalidSignature,
+    /// The token has expired (`exp` plus leeway is in the past). Answer: 401 `invalid_token`.
+    Expired,
+    /// The token is not valid yet (`nbf` minus leeway is in the future). Answer: 401 `invalid_token`.
+    NotYetValid,
+    /// A registered claim is missing or has the wrong type (`exp` missing, `exp` a string, …).
+    /// Answer: 401 `invalid_token`.
+    InvalidClaims,
+    /// The issuer is not accepted (or not the issuer of the key that signed the token).
+    /// Answer: 401 `invalid_token`.
+    InvalidIssuer,
+    /// None of the token's audiences is accepted. Answer: 401 `invalid_token`.
+    InvalidAudience,
+    /// The token is authentic but lacks a required scope, role or claim.
+    /// Answer: 403 `insufficient_scope`.
+    InsufficientScope,
+    /// No key set is available (the key endpoint has failed since start).
+    /// Answer: 503 with `Retry-After`.
+    KeysUnavailable,
+}
+
+impl JwtErrorKind {
+    /// Every kind, for tables and tests.
+    pub const ALL: [JwtErrorKind; 16] = [
+        Self::Missing,
+        Self::InvalidRequest,
+        Self::TooLarge,
+        Self::Malformed,
+        Self::Encrypted,
+        Self::UnsupportedAlgorithm,
+        Self::InvalidHeader,
+        Self::UnknownKey,
+        Self::InvalidSignature,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::InvalidClaims,
+        Self::InvalidIssuer,
+        Self::InvalidAudience,
+        Self::InsufficientScope,
+        Self::KeysUnavailable,
+    ];
+
+    /// A short, stable, lowercase name (`"expired"`, `"invalid_signature"`, …) for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::InvalidRequest => "invalid_request",
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::Encrypted => "encrypted",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::InvalidHeader => "invalid_header",
+            Self::UnknownKey => "unknown_key",
+            Self::InvalidSignature => "invalid_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::InvalidClaims => "invalid_claims",
+            Self::InvalidIssuer => "invalid_issuer",
+            Self::InvalidAudience => "invalid_audience",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+
+    /// The default `error_description`: short, safe, never derived from the token.
+    pub(crate) fn description(self) -> &'static str {
+        match self {
+            Self::Missing => "no access token",
+            Self::InvalidRequest => "the request carries a malformed or repeated access token",
+            Self::TooLarge => "the token is too large",
+            Self::Malformed => "the token is malformed",
+            Self::Encrypted => "encrypted tokens are not accepted",
+            Self::UnsupportedAlgorithm => "the token's algorithm is not accepted",
+            Self::InvalidHeader => "the token's header is not accepted",
+            Self::UnknownKey => "the token's signing key is unknown",
+            Self::InvalidSignature => "the token's signature is invalid",
+            Self::Expired => "the token has expired",
+            Self::NotYetValid => "the token is not valid yet",
+            Self::InvalidClaims => "the token's claims are invalid",
+            Self::InvalidIssuer => "the token's issuer is not accepted",
+            Self::InvalidAudience => "the token's audience is not accepted",
+            Self::InsufficientScope => "the token lacks a required scope or claim",
+            Self::KeysUnavailable => "signing keys are unavailable; try again later",
+        }
+    }
+}
+
+impl fmt::Display for JwtErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a request was refused. Opaque: read [`kind`](Self::kind); `Display` is lowercase, for logs,
+/// and never contains the token or key material.
+///
+/// The error is attached to the rejection response's extensions, so logging middleware
+/// outside the layer can read it:
+///
+/// ```
+/// # use validate_jwt::{JwtError, JwtErrorKind};
+/// # fn log(response: &http::Response<()>) {
+/// if let Some(err) = response.extensions().get::<JwtError>() {
+///     eprintln!("refused: {err} ({})", err.kind());
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct JwtError {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    kind: JwtErrorKind,
+    detail: Option<Cow<'static, str>>,
+    required_scopes: Option<String>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl JwtError {
+    pub(crate) fn new(kind: JwtErrorKind) -> Self {
+        JwtError {
+            inner: Arc::new(Inner {
+                kind,
+                detail: None,
+                required_scopes: None,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn with_detail(kind: JwtErrorKind, detail: impl Into<Cow<'static, str>>) -> Self {
+        JwtError {
+            inner: Arc::new(Inner {
+                kind,
+                detail: Some(detail.into()),
+                required_scopes: None,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn insufficient(detail: String, required_scopes: Option<String>) -> Self {
+        JwtError {
+            inner: Arc::new(Inner {
+                kind: JwtErrorKind::InsufficientScope,
+                detail: Some(detail.into()),
+                required_scopes,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn keys_unavailable(source: KeyError) -> Self {
+        JwtError {
+            inner: Arc::new(Inner {
+                kind: JwtErrorKind::KeysUnavailable,
+                detail: None,
+                required_scopes: None,
+                source: Some(Arc::new(source)),
+            }),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> JwtErrorKind {
+        self.inner.kind
+    }
+
+    /// A more specific, safe explanation for logs (for example which claim is missing or which
+    /// audience was expected); `None` when the kind says it all.
+    pub fn detail(&self) -> Option<&str> {
+        self.inner.detail.as_deref()
+    }
+
+    /// For [`JwtErrorKind::InsufficientScope`]: the space-separated scopes the route requires,
+    /// as sent in the `scope` attribute of `WWW-Authenticate`.
+    pub fn required_scopes(&self) -> Option<&str> {
+        self.inner.required_scopes.as_deref()
+    }
+}
+
+impl fmt::Display for JwtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.inner.kind.description())?;
+        if let Some(detail) = &self.inner.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for JwtError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// What went wrong while getting keys, from a key provider.
+#[derive(Debug, Clone)]
+pub struct KeyError {
+    kind: KeyErrorKind,
+    message: Cow<'static, str>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// The category of a [`KeyError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyErrorKind {
+    /// The request to the key or discovery endpoint timed out.
+    Timeout,
+    /// The connection failed (refused, reset, TLS, DNS, too many redirects).
+    Connect,
+    /// The endpoint answered with a non-success status.
+    Status,
+    /// The response body is larger than the configured cap.
+    TooLarge,
+    /// The document is not valid JSON or lacks a required member.
+    InvalidJson,
+    /// The discovery document's `issuer` is not the issuer its URL was derived from.
+    IssuerMismatch,
+    /// The key set contains no usable key.
+    NoUsableKeys,
+    /// A refresh was not attempted because one happened too recently (rate limit).
+    RateLimited,
+    /// A key could not be parsed.
+    InvalidKey,
+    /// The URL is not acceptable (plain http to a non-loopback host, bad syntax).
+    InvalidUrl,
+    /// A user-provided key source failed.
+    Other,
+}
+
+impl KeyError {
+    /// A new error of `kind` with a message.
+    ///
+    /// ```
+    /// use validate_jwt::{KeyError, KeyErrorKind};
+    /// let err = KeyError::new(KeyErrorKind::Other, "vault sealed");
+    /// assert_eq!(err.kind(), KeyErrorKind::Other);
+    /// assert_eq!(err.to_string(), "vault sealed");
+    /// ```
+    pub fn new(kind: KeyErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        KeyError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attach the underlying error, reachable through [`std::error::Error::source`].
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The category of the failure.
+    pub fn kind(&self) -> KeyErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
