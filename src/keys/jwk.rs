@@ -112,10 +112,10 @@ pub(crate) fn parse_jwk(jwk: &Map<String, Value>, allow_oct: bool) -> Result<Key
         "oct" => return Err("symmetric (`oct`) keys are not accepted from a key set".into()),
         other => return Err(format!("unsupported `kty` {other:?}")),
     };
-    if let Some(alg) = alg {
-        if alg.family() != material.family() {
-            return Err(format!("`alg` {alg} does not fit a {kty} key"));
-        }
+    if let Some(alg) = alg
+        && alg.family() != material.family()
+    {
+        return Err(format!("`alg` {alg} does not fit a {kty} key"));
     }
     let issuer = match jwk.get("issuer") {
         None | Some(Value::Null) => None,

@@ -16,9 +16,13 @@ use crate::algorithm::{Algorithm, AlgorithmSet, KeyFamily};
 use crate::error::{KeyError, KeyErrorKind};
 
 pub(crate) mod crypto;
+mod discovery;
+mod fetch;
 pub(crate) mod jwk;
+mod remote;
 mod static_keys;
 
+pub use remote::{ProviderStatus, RemoteJwks, RemoteJwksBuilder};
 pub use static_keys::StaticKeys;
 
 use crypto::{KeyMaterial, Verifier};
@@ -182,7 +186,6 @@ pub(crate) const MAX_KIDLESS_CANDIDATES: usize = 4;
 pub struct KeySet {
     keys: Vec<Arc<Key>>,
     by_kid: HashMap<Box<str>, Vec<usize>>,
-    algorithms: AlgorithmSet,
 }
 
 impl KeySet {
@@ -190,18 +193,12 @@ impl KeySet {
     pub fn new(keys: impl IntoIterator<Item = Key>) -> Self {
         let keys: Vec<Arc<Key>> = keys.into_iter().map(Arc::new).collect();
         let mut by_kid: HashMap<Box<str>, Vec<usize>> = HashMap::new();
-        let mut algorithms = AlgorithmSet::empty();
         for (i, key) in keys.iter().enumerate() {
-            algorithms = algorithms.union(key.algorithms());
             if let Some(kid) = &key.kid {
                 by_kid.entry(kid.clone()).or_default().push(i);
             }
         }
-        KeySet {
-            keys,
-            by_kid,
-            algorithms,
-        }
+        KeySet { keys, by_kid }
     }
 
     /// Parses a JWKS document (`{"keys": [...]}`): keys that are not for signatures, of unknown
@@ -229,10 +226,10 @@ impl KeySet {
     /// Binds every key that does not name its own issuer to `issuers`.
     pub(crate) fn bind_issuers(mut self, issuers: &Arc<[IssuerPattern]>) -> Self {
         for key in &mut self.keys {
-            if key.issuers.is_none() {
-                if let Some(key) = Arc::get_mut(key) {
-                    key.issuers = Some(issuers.clone());
-                }
+            if key.issuers.is_none()
+                && let Some(key) = Arc::get_mut(key)
+            {
+                key.issuers = Some(issuers.clone());
             }
         }
         self
@@ -258,11 +255,8 @@ impl KeySet {
         self.keys.iter().map(|k| &**k)
     }
 
-    pub(crate) fn supports(&self, alg: Algorithm) -> bool {
-        self.algorithms.contains(alg)
-    }
-
-    pub(crate) fn has_kid(&self, kid: &str) -> bool {
+    /// Whether a key with this `kid` is in the set.
+    pub fn contains_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
     }
 

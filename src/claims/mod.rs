@@ -1,0 +1,201 @@
+//! Verified claims for the service, and the requirements a token's claims must meet.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::token::Registered;
+
+mod requirement;
+
+pub use requirement::{ClaimRequirement, Denied, Requirement};
+
+/// The verified claims of a request's token, put into the request's extensions by the layer.
+///
+/// Cheap to clone (an `Arc`). The payload was decoded once; typed access deserializes from
+/// those bytes without checking the signature again.
+///
+/// ```
+/// # use validate_jwt::Claims;
+/// # fn handler(claims: &Claims) {
+/// #[derive(serde::Deserialize)]
+/// struct AzureAd { oid: String, tid: String }
+///
+/// let subject = claims.subject();
+/// let can_read = claims.scopes().any(|s| s == "Files.Read");
+/// let typed: Result<AzureAd, _> = claims.deserialize();
+/// # }
+/// ```
+///
+/// How Azure AD (Entra ID) claims map: `scp` (delegated permissions, one space-separated
+/// string) and `roles` (application permissions, an array) are read by
+/// [`scopes`](Self::scopes) and [`roles`](Self::roles); `tid` by
+/// [`tenant_id`](Self::tenant_id); `azp` (v2) or `appid` (v1) by
+/// [`client_id`](Self::client_id); `oid` with `claims.get("oid")` or your own struct.
+#[derive(Clone)]
+pub struct Claims {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raw: Bytes,
+    registered: Registered,
+    full: OnceLock<Option<Map<String, Value>>>,
+}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("iss", &self.issuer())
+            .field("sub", &self.subject())
+            .field("exp", &self.expires_at())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claims {
+    pub(crate) fn new(raw: Bytes, registered: Registered) -> Self {
+        Claims {
+            inner: Arc::new(Inner {
+                raw,
+                registered,
+                full: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Claims from a JSON payload, without any verification. For tests of code that consumes
+    /// claims (handlers, custom requirements); the layer never uses this.
+    ///
+    /// ```
+    /// let claims = validate_jwt::Claims::from_unverified_json(br#"{"sub":"alice","scp":"a b"}"#).unwrap();
+    /// assert_eq!(claims.subject(), Some("alice"));
+    /// assert_eq!(claims.scopes().collect::<Vec<_>>(), ["a", "b"]);
+    /// ```
+    pub fn from_unverified_json(json: &[u8]) -> Result<Self, crate::JwtError> {
+        let registered = crate::token::parse_claims(json, &[])?;
+        Ok(Claims::new(Bytes::copy_from_slice(json), registered))
+    }
+
+    /// The payload's JSON text, exactly as the token carried it.
+    pub fn raw(&self) -> &[u8] {
+        &self.inner.raw
+    }
+
+    /// Deserializes the payload into your own type.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.inner.raw)
+    }
+
+    /// `iss`.
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.registered.iss.as_deref()
+    }
+
+    /// `sub`.
+    pub fn subject(&self) -> Option<&str> {
+        self.inner.registered.sub.as_deref()
+    }
+
+    /// `aud`, whether the token carried one string or an array.
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.inner
+            .registered
+            .aud
+            .iter()
+            .flat_map(|a| a.0.iter().map(|s| &**s))
+    }
+
+    /// `exp`, in seconds since the Unix epoch.
+    pub fn expires_at(&self) -> Option<f64> {
+        self.inner.registered.exp
+    }
+
+    /// `nbf`, in seconds since the Unix epoch.
+    pub fn not_before(&self) -> Option<f64> {
+        self.inner.registered.nbf
+    }
+
+    /// `iat`, in seconds since the Unix epoch.
+    pub fn issued_at(&self) -> Option<f64> {
+        self.inner.registered.iat
+    }
+
+    /// Azure AD's tenant id, `tid`.
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.inner.registered.tid.as_deref()
+    }
+
+    /// The calling client application: `azp` (Azure AD v2, OIDC) or `appid` (Azure AD v1).
+    pub fn client_id(&self) -> Option<&str> {
+        self.get("azp")
+            .and_then(Value::as_str)
+            .or_else(|| self.get("appid").and_then(Value::as_str))
+    }
+
+    /// The scopes from `scp` or `scope` (RFC 8693 / RFC 9068), each a space-separated string or
+    /// an array of strings.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        let scp = self.get("scp").map(words).into_iter().flatten();
+        let scope = self.get("scope").map(words).into_iter().flatten();
+        scp.chain(scope)
+    }
+
+    /// The roles from `roles`: an array of strings, or one string.
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.get("roles").map(list).into_iter().flatten()
+    }
+
+    /// A top-level claim.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        if let Some((_, v)) = self
+            .inner
+            .registered
+            .captured
+            .iter()
+            .find(|(k, _)| **k == *name)
+        {
+            return Some(v);
+        }
+        self.as_map().and_then(|m| m.get(name))
+    }
+
+    /// A nested claim by path, e.g. `["realm_access", "roles"]` (Keycloak).
+    pub fn get_path<'a>(&self, path: impl IntoIterator<Item = &'a str>) -> Option<&Value> {
+        let mut path = path.into_iter();
+        let mut value = self.get(path.next()?)?;
+        for segment in path {
+            value = value.as_object()?.get(segment)?;
+        }
+        Some(value)
+    }
+
+    /// The whole payload as a JSON object (parsed on first use, then kept).
+    pub fn as_map(&self) -> Option<&Map<String, Value>> {
+        self.inner
+            .full
+            .get_or_init(|| serde_json::from_slice(&self.inner.raw).ok())
+            .as_ref()
+    }
+}
+
+/// Space-separated words of a string, or the strings of an array.
+fn words(v: &Value) -> Box<dyn Iterator<Item = &str> + '_> {
+    match v {
+        Value::String(s) => Box::new(s.split(' ').filter(|w| !w.is_empty())),
+        Value::Array(a) => Box::new(a.iter().filter_map(Value::as_str)),
+        _ => Box::new(std::iter::empty()),
+    }
+}
+
+/// One string, or the strings of an array.
+fn list(v: &Value) -> Box<dyn Iterator<Item = &str> + '_> {
+    match v {
+        Value::String(s) => Box::new(std::iter::once(s.as_str())),
+        Value::Array(a) => Box::new(a.iter().filter_map(Value::as_str)),
+        _ => Box::new(std::iter::empty()),
+    }
+}

@@ -1,0 +1,536 @@
+//! [`ValidateJwtBuilder`]: every setting, checked once at [`build`](ValidateJwtBuilder::build).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Method, Response, StatusCode, Uri};
+
+use crate::algorithm::{Algorithm, AlgorithmSet};
+use crate::claims::Requirement;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ConfigError, JwtError};
+use crate::extract::TokenLocations;
+use crate::keys::{IssuerPattern, JwksProvider, StaticKeys};
+use crate::layer::ValidateJwtLayer;
+use crate::response::{Answers, is_quotable};
+use crate::validate::{TypPolicy, Validator};
+
+/// The default leeway for `exp` and `nbf` (APIM's `clock-skew`): 60 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// The default largest token accepted: 16 KiB.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Configures a [`ValidateJwtLayer`]. Mistakes fail at [`build`](Self::build) with a specific
+/// [`ConfigError`], never at the first request.
+///
+/// Secure by default: an audience decision and a key source are required; `none` is never
+/// accepted; algorithms are bound to key types; `exp` is required; keys never come from the
+/// token. Every loosening is a method whose name starts with `danger_`.
+///
+/// ```
+/// use std::time::Duration;
+/// use validate_jwt::{ConfigError, Requirement, StaticKeys, ValidateJwtLayer};
+///
+/// let keys = StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!");
+/// // No audience decision: refused at build time.
+/// let err = ValidateJwtLayer::builder()
+///     .add_keys(keys.clone())
+///     .add_issuer("https://issuer.example")
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err, ConfigError::NoAudienceDecision);
+///
+/// let layer = ValidateJwtLayer::builder()
+///     .add_keys(keys)
+///     .add_issuer("https://issuer.example")
+///     .add_audience("api://echo")
+///     .with_leeway(Duration::from_secs(30))
+///     .require(Requirement::scopes(["Echo.Read"]))
+///     .build()
+///     .unwrap();
+/// ```
+#[must_use]
+pub struct ValidateJwtBuilder {
+    providers: Vec<Arc<dyn JwksProvider>>,
+    static_keys: Vec<StaticKeys>,
+    algorithms: Vec<Algorithm>,
+    typ: TypPolicy,
+    leeway: Duration,
+    require_exp: bool,
+    issuers: Vec<String>,
+    any_issuer: bool,
+    audiences: Vec<String>,
+    any_audience: bool,
+    max_token_bytes: usize,
+    requirements: Vec<Requirement>,
+    clock: Arc<dyn Clock>,
+    allow_anonymous: bool,
+    skip: Option<Arc<crate::validate::Skip>>,
+    locations: TokenLocations,
+    header_name: Option<String>,
+    query: Option<String>,
+    cookie: Option<String>,
+    realm: Option<String>,
+    failed_status: Option<u16>,
+    failed_message: Option<String>,
+    responder: Option<Arc<crate::response::Responder>>,
+    key_wait: Duration,
+}
+
+impl fmt::Debug for ValidateJwtBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidateJwtBuilder")
+            .field("providers", &self.providers.len())
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ValidateJwtBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ValidateJwtBuilder {
+    /// An empty configuration (see [`ValidateJwtLayer::builder`]).
+    pub fn new() -> Self {
+        ValidateJwtBuilder {
+            providers: Vec::new(),
+            static_keys: Vec::new(),
+            algorithms: Vec::new(),
+            typ: TypPolicy::Default,
+            leeway: DEFAULT_LEEWAY,
+            require_exp: true,
+            issuers: Vec::new(),
+            any_issuer: false,
+            audiences: Vec::new(),
+            any_audience: false,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            requirements: Vec::new(),
+            clock: Arc::new(SystemClock),
+            allow_anonymous: false,
+            skip: None,
+            locations: TokenLocations::default(),
+            header_name: None,
+            query: None,
+            cookie: None,
+            realm: None,
+            failed_status: None,
+            failed_message: None,
+            responder: None,
+            key_wait: Duration::from_secs(15),
+        }
+    }
+
+    // ---- keys -------------------------------------------------------------------------
+
+    /// Keys given in configuration (PEM, JWK, JWKS, RSA `n`/`e`, HMAC secrets).
+    pub fn add_keys(mut self, keys: StaticKeys) -> Self {
+        self.static_keys.push(keys);
+        self
+    }
+
+    /// A key source of your own (or a shared [`RemoteJwks`](crate::RemoteJwks)).
+    pub fn add_provider(mut self, provider: impl JwksProvider) -> Self {
+        self.providers.push(Arc::new(provider));
+        self
+    }
+
+    // ---- issuer, audience, algorithms, time -------------------------------------------
+
+    /// An accepted issuer (`iss`, compared exactly; repeatable, any-of). A value containing
+    /// `{tenantid}` is resolved per token from its `tid` claim (Azure AD multi-tenant).
+    pub fn add_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accept any issuer. Only for key sources that do not name their issuer, when every
+    /// issuer signing with those keys is trusted.
+    pub fn danger_accept_any_issuer(mut self) -> Self {
+        self.any_issuer = true;
+        self
+    }
+
+    /// An accepted audience (`aud`, one string or an array in the token; repeatable, any-of).
+    pub fn add_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accept tokens for any audience (CVE-2020-26160 territory: a token issued for another
+    /// API is then accepted here).
+    pub fn danger_accept_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// Allows an algorithm (repeatable). Without any, the asymmetric algorithms are allowed
+    /// (RS*, PS*, ES256, ES384, EdDSA), plus HS* when an HMAC secret is configured.
+    pub fn add_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithms.push(algorithm);
+        self
+    }
+
+    /// The leeway for `exp` and `nbf` (default 60 s; at most 1 hour).
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Accept tokens without `exp` (APIM's `require-expiration-time="false"`).
+    pub fn danger_allow_missing_exp(mut self) -> Self {
+        self.require_exp = false;
+        self
+    }
+
+    /// Require `typ: at+jwt` (RFC 9068 access tokens); by default `typ` may be absent, `JWT`,
+    /// `at+jwt` or `application/at+jwt`.
+    pub fn require_access_token_typ(mut self) -> Self {
+        self.typ = TypPolicy::AccessTokenOnly;
+        self
+    }
+
+    /// Accept exactly these `typ` values (case-insensitive, `application/` optional), and an
+    /// absent `typ` when `allow_absent`.
+    pub fn with_accepted_typ<I, S>(mut self, values: I, allow_absent: bool) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.typ = TypPolicy::List {
+            values: values
+                .into_iter()
+                .map(|v| v.into().into_boxed_str())
+                .collect(),
+            allow_absent,
+        };
+        self
+    }
+
+    /// Accept any `typ` (ID tokens and other JWTs too).
+    pub fn danger_accept_any_typ(mut self) -> Self {
+        self.typ = TypPolicy::Any;
+        self
+    }
+
+    /// The largest token accepted, in bytes (default 16 KiB); larger ones are refused before
+    /// any decoding.
+    pub fn with_max_token_size(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// Where time comes from (default: the system clock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long a request may wait for keys on a cold start or an unknown `kid` (default 15 s).
+    pub fn with_key_wait(mut self, wait: Duration) -> Self {
+        self.key_wait = wait;
+        self
+    }
+
+    // ---- claims -----------------------------------------------------------------------
+
+    /// A requirement every token must meet (repeatable: all must hold).
+    pub fn require(mut self, requirement: Requirement) -> Self {
+        self.requirements.push(requirement);
+        self
+    }
+
+    /// All of these scopes (`scp` or `scope`).
+    pub fn require_scopes<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.require(Requirement::scopes(scopes))
+    }
+
+    /// All of these roles (`roles`).
+    pub fn require_roles<I, S>(self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.require(Requirement::roles(roles))
+    }
+
+    // ---- token location ---------------------------------------------------------------
+
+    /// Read the raw token from this header instead of `Authorization: Bearer` (a leading
+    /// `Bearer ` is tolerated). APIM's `header-name`.
+    pub fn with_header_name(mut self, name: impl Into<String>) -> Self {
+        self.header_name = Some(name.into());
+        self
+    }
+
+    /// Also accept the token in this query parameter (APIM's `query-parameter-name`). A request
+    /// carrying it in two places is refused.
+    pub fn with_query_parameter(mut self, name: impl Into<String>) -> Self {
+        self.query = Some(name.into());
+        self
+    }
+
+    /// Also accept the token in this cookie.
+    pub fn with_cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// Also accept a token found by your own code.
+    pub fn with_token_extractor<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&HeaderMap, &Uri) -> Option<String> + Send + Sync + 'static,
+    {
+        self.locations.custom = Some(Arc::new(f));
+        self
+    }
+
+    /// Let requests without a token through, without claims (tokens that are present are
+    /// still validated, and invalid ones refused).
+    pub fn allow_anonymous(mut self) -> Self {
+        self.allow_anonymous = true;
+        self
+    }
+
+    /// Let requests the predicate matches through without a token.
+    pub fn skip_if<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Method, &Uri, &HeaderMap) -> bool + Send + Sync + 'static,
+    {
+        self.skip = Some(Arc::new(f));
+        self
+    }
+
+    /// Let CORS preflight requests (`OPTIONS` with `Access-Control-Request-Method`) through.
+    pub fn skip_cors_preflight(self) -> Self {
+        self.skip_if(|m, _, h| {
+            m == Method::OPTIONS && h.contains_key("access-control-request-method")
+        })
+    }
+
+    // ---- answers ----------------------------------------------------------------------
+
+    /// The `realm` of `WWW-Authenticate`.
+    pub fn with_realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// The status for answers that would be 401 (APIM's `failed-validation-httpcode`; a 4xx).
+    pub fn with_failed_status(mut self, status: u16) -> Self {
+        self.failed_status = Some(status);
+        self
+    }
+
+    /// The `error_description` for answers that would be 401 `invalid_token` (APIM's
+    /// `failed-validation-error-message`).
+    pub fn with_failed_message(mut self, message: impl Into<String>) -> Self {
+        self.failed_message = Some(message.into());
+        self
+    }
+
+    /// Build every rejection yourself (the [`JwtError`] is still put in its extensions).
+    pub fn with_responder<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&JwtError) -> Response<Bytes> + Send + Sync + 'static,
+    {
+        self.responder = Some(Arc::new(f));
+        self
+    }
+
+    // ---- build ------------------------------------------------------------------------
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<ValidateJwtLayer, ConfigError> {
+        let dynamic_sources = self.providers.len();
+        let mut providers = self.providers;
+        let mut has_hmac = false;
+        let mut static_families = AlgorithmSet::empty();
+        for keys in self.static_keys {
+            if let Some(e) = keys.error() {
+                return Err(ConfigError::InvalidKey(e.to_string()));
+            }
+            has_hmac |= keys.has_hmac();
+            if let Ok(set) = keys.key_set() {
+                for key in set.keys() {
+                    static_families = static_families.union(key.algorithms());
+                }
+            }
+            let provider = keys
+                .into_provider()
+                .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+            providers.push(Arc::new(provider));
+        }
+        if providers.is_empty() {
+            return Err(ConfigError::NoKeySource);
+        }
+        if self.audiences.is_empty() && !self.any_audience {
+            return Err(ConfigError::NoAudienceDecision);
+        }
+        if self.audiences.iter().any(String::is_empty) {
+            return Err(ConfigError::InvalidSetting("an empty audience".into()));
+        }
+        if self.issuers.is_empty()
+            && !self.any_issuer
+            && providers
+                .iter()
+                .any(|p| p.issuers().is_none_or(|i| i.is_empty()))
+        {
+            return Err(ConfigError::NoIssuerDecision);
+        }
+        if self.issuers.iter().any(String::is_empty) {
+            return Err(ConfigError::InvalidSetting("an empty issuer".into()));
+        }
+
+        let algorithms = if self.algorithms.is_empty() {
+            let mut set = AlgorithmSet::of(Algorithm::ASYMMETRIC);
+            if has_hmac {
+                set = set.union(AlgorithmSet::of([
+                    Algorithm::HS256,
+                    Algorithm::HS384,
+                    Algorithm::HS512,
+                ]));
+            }
+            set
+        } else {
+            if let Some(alg) = self.algorithms.iter().find(|a| a.is_hmac())
+                && !has_hmac
+            {
+                return Err(ConfigError::HmacWithoutSecret(alg.as_str()));
+            }
+            AlgorithmSet::of(self.algorithms.iter().copied())
+        };
+        let only_static = dynamic_sources == 0;
+        if only_static && algorithms.intersect(static_families).is_empty() {
+            return Err(ConfigError::NoAlgorithm(
+                "no allowed algorithm fits the configured keys".into(),
+            ));
+        }
+
+        if self.leeway > Duration::from_secs(3600) {
+            return Err(ConfigError::InvalidSetting("leeway above one hour".into()));
+        }
+        if self.max_token_bytes < 256 {
+            return Err(ConfigError::InvalidSetting(
+                "max token size below 256 bytes".into(),
+            ));
+        }
+
+        let mut locations = self.locations;
+        if let Some(name) = self.header_name {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ConfigError::InvalidTokenLocation(format!("header name {name:?}")))?;
+            locations.scheme = (name == http::header::AUTHORIZATION).then(|| "Bearer".into());
+            locations.header = Some(name);
+        }
+        let simple = |n: &str| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+        };
+        if let Some(q) = self.query {
+            if !simple(&q) {
+                return Err(ConfigError::InvalidTokenLocation(format!(
+                    "query parameter {q:?}"
+                )));
+            }
+            locations.query = Some(q.into());
+        }
+        if let Some(c) = self.cookie {
+            if !simple(&c) {
+                return Err(ConfigError::InvalidTokenLocation(format!("cookie {c:?}")));
+            }
+            locations.cookie = Some(c.into());
+        }
+
+        let failed_status = match self.failed_status {
+            None => None,
+            Some(code) => match StatusCode::from_u16(code) {
+                Ok(s) if s.is_client_error() => Some(s),
+                _ => {
+                    return Err(ConfigError::InvalidFailureAnswer(format!(
+                        "status {code} is not a 4xx status"
+                    )));
+                }
+            },
+        };
+        if let Some(m) = &self.failed_message
+            && !is_quotable(m)
+        {
+            return Err(ConfigError::InvalidFailureAnswer(
+                "the message must be visible ASCII".into(),
+            ));
+        }
+        if let Some(r) = &self.realm
+            && !is_quotable(r)
+        {
+            return Err(ConfigError::InvalidFailureAnswer(
+                "the realm must be visible ASCII".into(),
+            ));
+        }
+
+        let requirement = match self.requirements.len() {
+            0 => None,
+            1 => self.requirements.into_iter().next(),
+            _ => Some(Requirement::all(self.requirements)),
+        };
+        let mut wanted = Vec::new();
+        let mut scopes = Vec::new();
+        if let Some(r) = &requirement {
+            r.validate()?;
+            r.claim_names(&mut wanted);
+            r.scope_names(&mut scopes);
+        }
+
+        for p in &providers {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                p.warm_up();
+            }
+        }
+
+        let validator = Validator {
+            locations,
+            providers,
+            algorithms,
+            typ: self.typ,
+            leeway: self.leeway.as_secs(),
+            require_exp: self.require_exp,
+            issuers: self.issuers.iter().map(|i| IssuerPattern::new(i)).collect(),
+            any_issuer: self.any_issuer,
+            audiences: self
+                .audiences
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
+            any_audience: self.any_audience,
+            max_token_bytes: self.max_token_bytes,
+            requirement_is_async: requirement.as_ref().is_some_and(Requirement::is_async),
+            requirement,
+            wanted,
+            required_scopes: (!scopes.is_empty()).then(|| scopes.join(" ")),
+            clock: self.clock,
+            allow_anonymous: self.allow_anonymous,
+            skip: self.skip,
+            answers: Answers {
+                realm: self.realm.map(Into::into),
+                failed_status,
+                failed_message: self.failed_message.map(Into::into),
+                responder: self.responder,
+                retry_after_secs: 10,
+            },
+            key_wait: self.key_wait,
+        };
+        Ok(ValidateJwtLayer {
+            validator: Arc::new(validator),
+        })
+    }
+}

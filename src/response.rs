@@ -1,0 +1,413 @@
+//! Every answer the layer gives is built here: RFC 6750 §3 for HTTP, gRPC statuses for gRPC.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::error::{JwtError, JwtErrorKind};
+
+/// A custom responder: builds the whole rejection from the error.
+pub(crate) type Responder = dyn Fn(&JwtError) -> Response<Bytes> + Send + Sync;
+
+/// How failures are answered.
+#[derive(Clone, Default)]
+pub(crate) struct Answers {
+    pub(crate) realm: Option<Box<str>>,
+    pub(crate) failed_status: Option<StatusCode>,
+    pub(crate) failed_message: Option<Box<str>>,
+    pub(crate) responder: Option<Arc<Responder>>,
+    pub(crate) retry_after_secs: u32,
+}
+
+impl fmt::Debug for Answers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answers")
+            .field("realm", &self.realm)
+            .field("failed_status", &self.failed_status)
+            .field("failed_message", &self.failed_message)
+            .field("responder", &self.responder.is_some())
+            .finish()
+    }
+}
+
+/// The RFC 6750 error code and HTTP status of a kind (before overrides).
+pub(crate) fn classify(kind: JwtErrorKind) -> (StatusCode, Option<&'static str>) {
+    match kind {
+        JwtErrorKind::Missing => (StatusCode::UNAUTHORIZED, None),
+        JwtErrorKind::InvalidRequest => (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        JwtErrorKind::InsufficientScope => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
+        JwtErrorKind::KeysUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+        _ => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
+    }
+}
+
+/// The gRPC status code of a kind: UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE or
+/// INVALID_ARGUMENT.
+pub(crate) fn grpc_code(kind: JwtErrorKind) -> u8 {
+    match kind {
+        JwtErrorKind::InvalidRequest => 3,
+        JwtErrorKind::InsufficientScope => 7,
+        JwtErrorKind::KeysUnavailable => 14,
+        _ => 16,
+    }
+}
+
+/// Whether a quoted-string parameter value can carry `s` (visible ASCII and spaces).
+pub(crate) fn is_quotable(s: &str) -> bool {
+    s.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+}
+
+fn push_param(out: &mut String, name: &str, value: &str) {
+    if out.len() > "Bearer".len() {
+        out.push(',');
+    }
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+fn percent_encode_grpc(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for b in message.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Answers {
+    /// The answer to `err`, as HTTP or as gRPC.
+    pub(crate) fn respond(&self, err: &JwtError, grpc: bool) -> Response<Bytes> {
+        log(err);
+        if let Some(responder) = &self.responder {
+            let mut response = responder(err);
+            response.extensions_mut().insert(err.clone());
+            return response;
+        }
+        let kind = err.kind();
+        let (mut status, code) = classify(kind);
+        let mut description: &str = kind.description();
+        if status == StatusCode::UNAUTHORIZED {
+            if let Some(s) = self.failed_status {
+                status = s;
+            }
+            if let (Some(message), Some(_)) = (&self.failed_message, code) {
+                description = message;
+            }
+        }
+        if kind == JwtErrorKind::InsufficientScope
+            && let Some(detail) = err.detail().filter(|d| is_quotable(d))
+        {
+            description = detail;
+        }
+
+        let mut challenge = String::from("Bearer");
+        if let Some(realm) = &self.realm {
+            push_param(&mut challenge, "realm", realm);
+        }
+        if let Some(code) = code {
+            push_param(&mut challenge, "error", code);
+            push_param(&mut challenge, "error_description", description);
+        }
+        if let Some(scopes) = err.required_scopes() {
+            push_param(&mut challenge, "scope", scopes);
+        }
+
+        let mut builder = Response::builder();
+        let body = if grpc {
+            builder = builder
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/grpc")
+                .header("grpc-status", grpc_code(kind).to_string())
+                .header("grpc-message", percent_encode_grpc(description));
+            Bytes::new()
+        } else {
+            builder = builder
+                .status(status)
+                .header(header::CONTENT_TYPE, "application/json");
+            let error = code.unwrap_or(match kind {
+                JwtErrorKind::KeysUnavailable => "temporarily_unavailable",
+                _ => "unauthorized",
+            });
+            let body = serde_json::json!({ "error": error, "error_description": description });
+            Bytes::from(body.to_string())
+        };
+        if kind != JwtErrorKind::KeysUnavailable {
+            builder = builder.header(header::WWW_AUTHENTICATE, challenge);
+        } else {
+            builder = builder.header(
+                header::RETRY_AFTER,
+                self.retry_after_secs.max(1).to_string(),
+            );
+        }
+        let mut response = match builder.body(body) {
+            Ok(r) => r,
+            // Every header value above is built from checked ASCII; this is unreachable, but
+            // an answer must still be given.
+            Err(_) => {
+                let mut r = Response::new(Bytes::new());
+                *r.status_mut() = StatusCode::UNAUTHORIZED;
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                r
+            }
+        };
+        response.extensions_mut().insert(err.clone());
+        response
+    }
+}
+
+fn log(err: &JwtError) {
+    let kind = err.kind().as_str();
+    let detail = err.detail().unwrap_or("");
+    match err.kind() {
+        JwtErrorKind::Missing => {
+            tracing::debug!(target: "validate_jwt", kind, "request refused: no token")
+        }
+        JwtErrorKind::KeysUnavailable => {
+            tracing::warn!(target: "validate_jwt", kind, error = %err, "request refused: no keys")
+        }
+        _ => tracing::info!(target: "validate_jwt", kind, detail, "request refused"),
+    }
+}
+
+/// Whether the request is a gRPC call (`content-type: application/grpc[+proto|+json|…]`).
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .is_some_and(|v| {
+            v.len() >= 16
+                && v[..16].eq_ignore_ascii_case(b"application/grpc")
+                && matches!(v.get(16), None | Some(b'+') | Some(b';'))
+        })
+}
+
+pin_project! {
+    /// The response body of [`ValidateJwt`](crate::ValidateJwt): the inner service's body, or
+    /// the rejection's.
+    #[project = BodyProj]
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Rejection { data: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn inner(body: B) -> Self {
+        ResponseBody {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    pub(crate) fn rejection(data: Bytes) -> Self {
+        ResponseBody {
+            kind: Kind::Rejection {
+                data: (!data.is_empty()).then_some(data),
+            },
+        }
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Inner { body } => f.debug_tuple("Inner").field(body).finish(),
+            Kind::Rejection { data } => f.debug_tuple("Rejection").field(data).finish(),
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Rejection { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Rejection { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Rejection { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(kind: JwtErrorKind) -> Response<Bytes> {
+        let answers = Answers {
+            realm: Some("api".into()),
+            retry_after_secs: 5,
+            ..Default::default()
+        };
+        let err = if kind == JwtErrorKind::InsufficientScope {
+            JwtError::insufficient("missing scope Files.Read".into(), Some("Files.Read".into()))
+        } else {
+            JwtError::new(kind)
+        };
+        answers.respond(&err, false)
+    }
+
+    #[test]
+    fn every_kind_has_its_documented_answer() {
+        for kind in JwtErrorKind::ALL {
+            let r = answer(kind);
+            let www = r
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+            assert_eq!(r.extensions().get::<JwtError>().unwrap().kind(), kind);
+            assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+            let desc = kind.description();
+            match kind {
+                JwtErrorKind::Missing => {
+                    assert_eq!(r.status(), 401);
+                    assert_eq!(www.as_deref(), Some(r#"Bearer realm="api""#));
+                    assert_eq!(body["error"], "unauthorized");
+                }
+                JwtErrorKind::InvalidRequest => {
+                    assert_eq!(r.status(), 400);
+                    assert_eq!(
+                        www.unwrap(),
+                        format!(
+                            r#"Bearer realm="api", error="invalid_request", error_description="{desc}""#
+                        )
+                    );
+                    assert_eq!(body["error"], "invalid_request");
+                }
+                JwtErrorKind::InsufficientScope => {
+                    assert_eq!(r.status(), 403);
+                    assert_eq!(
+                        www.unwrap(),
+                        r#"Bearer realm="api", error="insufficient_scope", error_description="missing scope Files.Read", scope="Files.Read""#
+                    );
+                    assert_eq!(body["error_description"], "missing scope Files.Read");
+                }
+                JwtErrorKind::KeysUnavailable => {
+                    assert_eq!(r.status(), 503);
+                    assert_eq!(www, None);
+                    assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+                    assert_eq!(body["error"], "temporarily_unavailable");
+                }
+                _ => {
+                    assert_eq!(r.status(), 401, "{kind}");
+                    assert_eq!(
+                        www.unwrap(),
+                        format!(
+                            r#"Bearer realm="api", error="invalid_token", error_description="{desc}""#
+                        )
+                    );
+                    assert_eq!(body["error"], "invalid_token");
+                    assert_eq!(body["error_description"], desc);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_has_a_lowercase_display() {
+        for kind in JwtErrorKind::ALL {
+            let text = JwtError::new(kind).to_string();
+            assert!(!text.is_empty());
+            assert_eq!(text, text.to_lowercase(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn failure_overrides_apply_to_401_answers_only() {
+        let answers = Answers {
+            failed_status: Some(StatusCode::IM_A_TEAPOT),
+            failed_message: Some("Unauthorized. Access token is missing or invalid.".into()),
+            ..Default::default()
+        };
+        let r = answers.respond(&JwtError::new(JwtErrorKind::Expired), false);
+        assert_eq!(r.status(), 418);
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(
+            body["error_description"],
+            "Unauthorized. Access token is missing or invalid."
+        );
+        let r = answers.respond(&JwtError::new(JwtErrorKind::InvalidRequest), false);
+        assert_eq!(r.status(), 400);
+    }
+
+    #[test]
+    fn grpc_answers_carry_grpc_statuses() {
+        let answers = Answers::default();
+        for (kind, code) in [
+            (JwtErrorKind::Missing, "16"),
+            (JwtErrorKind::InvalidSignature, "16"),
+            (JwtErrorKind::InsufficientScope, "7"),
+            (JwtErrorKind::KeysUnavailable, "14"),
+            (JwtErrorKind::InvalidRequest, "3"),
+        ] {
+            let r = answers.respond(&JwtError::new(kind), true);
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["grpc-status"], code);
+            assert!(r.body().is_empty());
+        }
+        assert_eq!(percent_encode_grpc("a%b é"), "a%25b %C3%A9");
+    }
+
+    #[test]
+    fn grpc_content_types_are_recognised() {
+        let mut h = http::HeaderMap::new();
+        for (v, want) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/GRPC", true),
+            ("application/grpcx", false),
+            ("application/json", false),
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            assert_eq!(is_grpc(&h), want, "{v}");
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The request path: header, key, signature, time, issuer, audience, requirements.
+//!
+//! When every key source has a key set, [`Validator::check`] runs synchronously: no lock, no
+//! await; the header and signature are decoded on the stack. Only a cold start or an unknown
+//! `kid` (or an asynchronous requirement) takes the boxed, asynchronous path.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::algorithm::AlgorithmSet;
+use crate::claims::{Claims, Requirement};
+use crate::clock::Clock;
+use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
+use crate::extract::TokenLocations;
+use crate::keys::{IssuerPattern, JwksProvider, RefreshReason};
+use crate::response::Answers;
+use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64};
+
+/// Which `typ` header values are accepted.
+#[derive(Debug, Clone)]
+pub(crate) enum TypPolicy {
+    /// Absent, `JWT`, `at+jwt` or `application/at+jwt` (case-insensitive).
+    Default,
+    /// `at+jwt` or `application/at+jwt` only (RFC 9068).
+    AccessTokenOnly,
+    /// These values (case-insensitive; `application/` prefix optional), and absent if `allow_absent`.
+    List {
+        values: Vec<Box<str>>,
+        allow_absent: bool,
+    },
+    /// Anything.
+    Any,
+}
+
+impl TypPolicy {
+    fn accepts(&self, typ: Option<&str>) -> bool {
+        let strip = |t: &str| -> String {
+            let lower = t.to_ascii_lowercase();
+            lower
+                .strip_prefix("application/")
+                .map(str::to_owned)
+                .unwrap_or(lower)
+        };
+        match (self, typ) {
+            (TypPolicy::Any, _) => true,
+            (TypPolicy::Default, None) => true,
+            (TypPolicy::Default, Some(t)) => {
+                t.eq_ignore_ascii_case("JWT")
+                    || t.eq_ignore_ascii_case("at+jwt")
+                    || t.eq_ignore_ascii_case("application/at+jwt")
+            }
+            (TypPolicy::AccessTokenOnly, Some(t)) => {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            }
+            (TypPolicy::AccessTokenOnly, None) => false,
+            (TypPolicy::List { allow_absent, .. }, None) => *allow_absent,
+            (TypPolicy::List { values, .. }, Some(t)) => {
+                let t = strip(t);
+                values.iter().any(|v| strip(v) == t)
+            }
+        }
+    }
+}
+
+/// A skip predicate: requests it matches pass without a token (and without claims).
+pub(crate) type Skip = dyn Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync;
+
+/// The validated configuration, shared by every clone of the layer and service.
+pub(crate) struct Validator {
+    pub(crate) locations: TokenLocations,
+    pub(crate) providers: Vec<Arc<dyn JwksProvider>>,
+    pub(crate) algorithms: AlgorithmSet,
+    pub(crate) typ: TypPolicy,
+    pub(crate) leeway: u64,
+    pub(crate) require_exp: bool,
+    pub(crate) issuers: Vec<IssuerPattern>,
+    pub(crate) any_issuer: bool,
+    pub(crate) audiences: Vec<Box<str>>,
+    pub(crate) any_audience: bool,
+    pub(crate) max_token_bytes: usize,
+    pub(crate) requirement: Option<Requirement>,
+    pub(crate) requirement_is_async: bool,
+    pub(crate) wanted: Vec<Box<str>>,
+    pub(crate) required_scopes: Option<String>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) allow_anonymous: bool,
+    pub(crate) skip: Option<Arc<Skip>>,
+    pub(crate) answers: Answers,
+    pub(crate) key_wait: Duration,
+}
+
+/// What the synchronous path found.
+pub(crate) enum Check {
+    /// Valid: hand these claims to the service.
+    Valid(Claims),
+    /// No token, and none needed (optional auth or a skipped request).
+    Anonymous,
+    /// Refused.
+    Invalid(JwtError),
+    /// Needs keys or an asynchronous requirement: finish on the slow path.
+    Pending(PendingCheck),
+}
+
+/// The boxed slow path.
+pub(crate) type PendingCheck =
+    Pin<Box<dyn Future<Output = Result<Option<Claims>, JwtError>> + Send>>;
+
+enum Step {
+    Done(Claims),
+    Refresh(RefreshReason),
+}
+
+impl Validator {
+    /// Checks a request's token. Synchronous unless keys or an async requirement are needed.
+    pub(crate) fn check<B>(self: &Arc<Self>, request: &http::Request<B>) -> Check {
+        if let Some(skip) = &self.skip
+            && skip(request.method(), request.uri(), request.headers())
+        {
+            return Check::Anonymous;
+        }
+        let token = match self.locations.extract(request.headers(), request.uri()) {
+            Ok(Some(token)) => token,
+            Ok(None) if self.allow_anonymous => return Check::Anonymous,
+            Ok(None) => return Check::Invalid(JwtError::new(JwtErrorKind::Missing)),
+            Err(e) => return Check::Invalid(e),
+        };
+        match self.verify(&token, true) {
+            Ok(Step::Done(claims)) if !self.requirement_is_async => Check::Valid(claims),
+            Ok(Step::Done(claims)) => {
+                let this = self.clone();
+                Check::Pending(Box::pin(async move {
+                    this.finish_async(claims).await.map(Some)
+                }))
+            }
+            Ok(Step::Refresh(reason)) => {
+                let this = self.clone();
+                let token = token.into_owned();
+                Check::Pending(Box::pin(async move {
+                    this.validate_after_refresh(token, reason).await.map(Some)
+                }))
+            }
+            Err(e) => Check::Invalid(e),
+        }
+    }
+
+    /// Validates a token from anywhere (not only a request), waiting for keys if needed.
+    pub(crate) async fn validate_token(self: Arc<Self>, token: &[u8]) -> Result<Claims, JwtError> {
+        match self.verify(token, true)? {
+            Step::Done(claims) => self.finish_async(claims).await,
+            Step::Refresh(reason) => self.validate_after_refresh(token.to_vec(), reason).await,
+        }
+    }
+
+    async fn finish_async(&self, claims: Claims) -> Result<Claims, JwtError> {
+        if let Some(req) = self
+            .requirement
+            .as_ref()
+            .filter(|_| self.requirement_is_async)
+        {
+            req.check_async(claims.clone()).await.map_err(|d| {
+                JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
+            })?;
+        }
+        Ok(claims)
+    }
+
+    async fn validate_after_refresh(
+        self: Arc<Self>,
+        token: Vec<u8>,
+        reason: RefreshReason,
+    ) -> Result<Claims, JwtError> {
+        let mut last_error: Option<KeyError> = None;
+        let refreshes: Vec<_> = self
+            .providers
+            .iter()
+            .map(|p| p.refresh(reason.clone()))
+            .collect();
+        for refresh in refreshes {
+            match tokio::time::timeout(self.key_wait, refresh).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => last_error = Some(e),
+                Err(_) => {
+                    last_error = Some(KeyError::new(
+                        KeyErrorKind::Timeout,
+                        "timed out waiting for the key set",
+                    ))
+                }
+            }
+        }
+        match self.verify(&token, false) {
+            Ok(Step::Done(claims)) => self.finish_async(claims).await,
+            Ok(Step::Refresh(_)) => Err(match last_error {
+                Some(e) => JwtError::keys_unavailable(e),
+                None => JwtError::new(JwtErrorKind::UnknownKey),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The synchronous core. `may_refresh` is false on the retry after a refresh.
+    fn verify(&self, token: &[u8], may_refresh: bool) -> Result<Step, JwtError> {
+        if token.len() > self.max_token_bytes {
+            return Err(JwtError::new(JwtErrorKind::TooLarge));
+        }
+        let seg = token::split(token)?;
+
+        // Header, decoded on the stack.
+        if seg.header.len() > MAX_HEADER_B64 {
+            return Err(token::malformed("the header is too large"));
+        }
+        let mut header_buf = [0u8; 1024];
+        let header_len = token::b64_into(seg.header, &mut header_buf)
+            .ok_or_else(|| token::malformed("the header is not canonical base64url"))?;
+        let (header, alg) = token::parse_header(&header_buf[..header_len])?;
+        if !self.algorithms.contains(alg) {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::UnsupportedAlgorithm,
+                "`alg` is not on the allow-list",
+            ));
+        }
+        if !self.typ.accepts(header.typ.as_deref()) {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::InvalidHeader,
+                "`typ` is not accepted",
+            ));
+        }
+
+        // Signature, decoded on the stack.
+        if seg.signature.is_empty() {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::InvalidSignature,
+                "no signature",
+            ));
+        }
+        if seg.signature.len() > MAX_SIGNATURE_B64 {
+            return Err(token::malformed("the signature is too large"));
+        }
+        let mut sig_buf = [0u8; 1024];
+        let sig_len = token::b64_into(seg.signature, &mut sig_buf)
+            .ok_or_else(|| token::malformed("the signature is not canonical base64url"))?;
+        let signature = &sig_buf[..sig_len];
+
+        // Key lookup and signature.
+        let kid = header.kid.as_deref();
+        let mut cold = false;
+        let mut tried = false;
+        // The verified key's issuer binding (all that is needed of the key afterwards).
+        let mut verified: Option<Option<Arc<[IssuerPattern]>>> = None;
+        'providers: for provider in &self.providers {
+            let Some(set) = provider.current() else {
+                cold = true;
+                continue;
+            };
+            for candidate in set.candidates(kid, alg) {
+                tried = true;
+                if candidate.verify(alg, seg.signing_input, signature) {
+                    verified = Some(candidate.issuers.clone());
+                    break 'providers;
+                }
+            }
+        }
+        let Some(key_issuers) = verified else {
+            if tried && kid.is_some() {
+                return Err(JwtError::new(JwtErrorKind::InvalidSignature));
+            }
+            if !may_refresh {
+                if tried {
+                    return Err(JwtError::new(JwtErrorKind::InvalidSignature));
+                }
+                if cold {
+                    return Ok(Step::Refresh(RefreshReason::NoKeys));
+                }
+                return Err(JwtError::new(JwtErrorKind::UnknownKey));
+            }
+            let reason = match kid {
+                _ if cold => RefreshReason::NoKeys,
+                Some(kid) => RefreshReason::UnknownKid(kid.to_owned()),
+                None => RefreshReason::NoMatchingKey,
+            };
+            return Ok(Step::Refresh(reason));
+        };
+
+        // Claims.
+        let payload = token::b64_vec(seg.payload)
+            .ok_or_else(|| token::malformed("the payload is not canonical base64url"))?;
+        let registered = token::parse_claims(&payload, &self.wanted)?;
+        self.check_time(&registered)?;
+        self.check_issuer(&registered, key_issuers.as_deref())?;
+        self.check_audience(&registered)?;
+        let claims = Claims::new(Bytes::from(payload), registered);
+        if let Some(req) = &self.requirement {
+            req.check(&claims).map_err(|d| {
+                JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
+            })?;
+        }
+        Ok(Step::Done(claims))
+    }
+
+    fn check_time(&self, r: &token::Registered) -> Result<(), JwtError> {
+        let now = self.clock.now() as f64;
+        let leeway = self.leeway as f64;
+        match r.exp {
+            Some(exp) if now - leeway >= exp => return Err(JwtError::new(JwtErrorKind::Expired)),
+            Some(_) => {}
+            None if self.require_exp => {
+                return Err(JwtError::with_detail(
+                    JwtErrorKind::InvalidClaims,
+                    "`exp` is missing",
+                ));
+            }
+            None => {}
+        }
+        if let Some(nbf) = r.nbf
+            && now + leeway < nbf
+        {
+            return Err(JwtError::new(JwtErrorKind::NotYetValid));
+        }
+        Ok(())
+    }
+
+    fn check_issuer(
+        &self,
+        r: &token::Registered,
+        bound: Option<&[IssuerPattern]>,
+    ) -> Result<(), JwtError> {
+        let tid = r.tid.as_deref();
+        let needs_iss = bound.is_some() || !self.any_issuer;
+        let Some(iss) = r.iss.as_deref() else {
+            if needs_iss {
+                return Err(JwtError::with_detail(
+                    JwtErrorKind::InvalidIssuer,
+                    "`iss` is missing",
+                ));
+            }
+            return Ok(());
+        };
+        if let Some(bound) = bound
+            && !bound.iter().any(|p| p.matches(iss, tid))
+        {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::InvalidIssuer,
+                format!(
+                    "the signing key belongs to {}",
+                    bound
+                        .iter()
+                        .map(IssuerPattern::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            ));
+        }
+        if !self.issuers.is_empty() && !self.issuers.iter().any(|p| p.matches(iss, tid)) {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::InvalidIssuer,
+                format!(
+                    "expected issuer {}",
+                    self.issuers
+                        .iter()
+                        .map(IssuerPattern::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_audience(&self, r: &token::Registered) -> Result<(), JwtError> {
+        if self.any_audience {
+            return Ok(());
+        }
+        let found = r.aud.as_ref().map(|a| a.0.as_slice()).unwrap_or(&[]);
+        if found.is_empty() {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::InvalidAudience,
+                "`aud` is missing or empty",
+            ));
+        }
+        if found.iter().any(|a| self.audiences.iter().any(|w| w == a)) {
+            return Ok(());
+        }
+        Err(JwtError::with_detail(
+            JwtErrorKind::InvalidAudience,
+            format!(
+                "expected audience {}, found {}",
+                self.audiences.join(" or "),
+                found
+                    .iter()
+                    .map(|a| a.escape_debug().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
+}

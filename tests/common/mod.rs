@@ -1,0 +1,187 @@
+//! Test support: real keys (aws-lc-rs), real signatures, JWKS, and axum servers on 127.0.0.1:0.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+pub const ISSUER: &str = "https://issuer.test";
+pub const AUDIENCE: &str = "api://echo";
+
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+enum Pair {
+    Rsa(RsaKeyPair),
+    Ec256(EcdsaKeyPair),
+    Ec384(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+/// A signing key with its `kid` and algorithm.
+pub struct TestKey {
+    pub kid: String,
+    pub alg: &'static str,
+    pair: Pair,
+}
+
+impl TestKey {
+    pub fn rsa(kid: &str, alg: &'static str) -> Self {
+        TestKey {
+            kid: kid.into(),
+            alg,
+            pair: Pair::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).unwrap()),
+        }
+    }
+    pub fn es256(kid: &str) -> Self {
+        let p = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        TestKey {
+            kid: kid.into(),
+            alg: "ES256",
+            pair: Pair::Ec256(p),
+        }
+    }
+    pub fn es384(kid: &str) -> Self {
+        let p = EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        TestKey {
+            kid: kid.into(),
+            alg: "ES384",
+            pair: Pair::Ec384(p),
+        }
+    }
+    pub fn ed25519(kid: &str) -> Self {
+        TestKey {
+            kid: kid.into(),
+            alg: "EdDSA",
+            pair: Pair::Ed(Ed25519KeyPair::generate().unwrap()),
+        }
+    }
+
+    /// The public JWK, with `alg` unless `with_alg` is false.
+    pub fn jwk(&self, with_alg: bool) -> Value {
+        let mut jwk = match &self.pair {
+            Pair::Rsa(p) => {
+                let pk = p.public_key();
+                json!({"kty":"RSA","n": b64(pk.modulus().big_endian_without_leading_zero()),
+                       "e": b64(pk.exponent().big_endian_without_leading_zero())})
+            }
+            Pair::Ec256(p) | Pair::Ec384(p) => {
+                let point = p.public_key().as_ref();
+                let n = (point.len() - 1) / 2;
+                let crv = if n == 32 { "P-256" } else { "P-384" };
+                json!({"kty":"EC","crv":crv,"x": b64(&point[1..1 + n]),"y": b64(&point[1 + n..])})
+            }
+            Pair::Ed(p) => json!({"kty":"OKP","crv":"Ed25519","x": b64(p.public_key().as_ref())}),
+        };
+        jwk["kid"] = json!(self.kid);
+        jwk["use"] = json!("sig");
+        if with_alg {
+            jwk["alg"] = json!(self.alg);
+        }
+        jwk
+    }
+
+    /// Signs `signing_input` with this key's algorithm (or `alg` for RSA keys).
+    pub fn sign_raw(&self, alg: &str, signing_input: &[u8]) -> Vec<u8> {
+        let rng = SystemRandom::new();
+        match &self.pair {
+            Pair::Rsa(p) => {
+                let enc: &'static dyn signature::RsaEncoding = match alg {
+                    "RS256" => &signature::RSA_PKCS1_SHA256,
+                    "RS384" => &signature::RSA_PKCS1_SHA384,
+                    "RS512" => &signature::RSA_PKCS1_SHA512,
+                    "PS256" => &signature::RSA_PSS_SHA256,
+                    "PS384" => &signature::RSA_PSS_SHA384,
+                    "PS512" => &signature::RSA_PSS_SHA512,
+                    other => panic!("not an RSA alg: {other}"),
+                };
+                let mut sig = vec![0; p.public_modulus_len()];
+                p.sign(enc, &rng, signing_input, &mut sig).unwrap();
+                sig
+            }
+            Pair::Ec256(p) | Pair::Ec384(p) => {
+                p.sign(&rng, signing_input).unwrap().as_ref().to_vec()
+            }
+            Pair::Ed(p) => p.sign(signing_input).as_ref().to_vec(),
+        }
+    }
+
+    /// A compact JWS over any header and claims.
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+        let alg = header["alg"].as_str().unwrap_or(self.alg);
+        let sig = self.sign_raw(alg, input.as_bytes());
+        format!("{input}.{}", b64(sig))
+    }
+
+    /// A token with the standard header (`alg`, `kid`, `typ: JWT`).
+    pub fn token(&self, claims: &Value) -> String {
+        self.sign(
+            &json!({"alg": self.alg, "kid": self.kid, "typ": "JWT"}),
+            claims,
+        )
+    }
+}
+
+/// Valid claims for [`ISSUER`] and [`AUDIENCE`], expiring in an hour.
+pub fn claims() -> Value {
+    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now() + 3600, "iat": now(), "scp": "Echo.Read"})
+}
+
+pub fn jwks(keys: &[&TestKey]) -> Value {
+    json!({ "keys": keys.iter().map(|k| k.jwk(true)).collect::<Vec<_>>() })
+}
+
+/// Serves `app` on 127.0.0.1:0 and returns its address.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// The echo handler used by the tests: answers with the verified claims.
+pub async fn echo(claims: Option<axum::Extension<validate_jwt::Claims>>) -> axum::Json<Value> {
+    let claims = claims.map(|c| serde_json::from_slice::<Value>(c.raw()).unwrap());
+    axum::Json(json!({ "claims": claims }))
+}
+
+/// A GET with an optional bearer token: (status, www-authenticate, body).
+pub async fn fetch(url: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let www = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        www,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
