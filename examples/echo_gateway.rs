@@ -24,7 +24,7 @@ use axum::extract::Request;
 use axum::response::Json;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use validate_jwt::{Algorithm, Claims, RemoteJwks, Requirement, ValidateJwtLayer};
+use validate_jwt::{Algorithm, Claims, Requirement, ValidateJwtLayer};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -192,18 +192,13 @@ async fn main() -> Result<(), BoxError> {
 
     let mut builder = ValidateJwtLayer::builder();
     for url in &args.openid_config {
-        let mut remote = RemoteJwks::discover(url);
-        if args.allow_http {
-            remote = remote.danger_allow_http();
-        }
-        builder = builder.add_provider(remote.build()?);
+        builder = builder.add_openid_config(url);
     }
     for url in &args.jwks_uri {
-        let mut remote = RemoteJwks::builder(url);
-        if args.allow_http {
-            remote = remote.danger_allow_http();
-        }
-        builder = builder.add_provider(remote.build()?);
+        builder = builder.add_jwks_uri(url);
+    }
+    if args.allow_http {
+        builder = builder.danger_allow_http();
     }
     for iss in &args.issuer {
         builder = builder.add_issuer(iss);

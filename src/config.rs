@@ -12,10 +12,16 @@ use crate::claims::Requirement;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, JwtError};
 use crate::extract::TokenLocations;
-use crate::keys::{IssuerPattern, JwksProvider, StaticKeys};
+use crate::keys::{IssuerPattern, JwksProvider, RemoteJwks, StaticKeys};
 use crate::layer::ValidateJwtLayer;
 use crate::response::{Answers, is_quotable};
 use crate::validate::{TypPolicy, Validator};
+
+#[derive(Debug, Clone, Copy)]
+enum RemoteKind {
+    Discovery,
+    Jwks,
+}
 
 /// The default leeway for `exp` and `nbf` (APIM's `clock-skew`): 60 seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -55,6 +61,9 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 pub struct ValidateJwtBuilder {
     providers: Vec<Arc<dyn JwksProvider>>,
     static_keys: Vec<StaticKeys>,
+    remote: Vec<(RemoteKind, String)>,
+    allow_http: bool,
+    http_client: Option<reqwest::Client>,
     algorithms: Vec<Algorithm>,
     typ: TypPolicy,
     leeway: Duration,
@@ -77,6 +86,9 @@ pub struct ValidateJwtBuilder {
     failed_message: Option<String>,
     responder: Option<Arc<crate::response::Responder>>,
     key_wait: Duration,
+    allowed_tenants: Vec<String>,
+    azure_v1: Option<crate::validate::AzureV1>,
+    error: Option<ConfigError>,
 }
 
 impl fmt::Debug for ValidateJwtBuilder {
@@ -101,6 +113,9 @@ impl ValidateJwtBuilder {
         ValidateJwtBuilder {
             providers: Vec::new(),
             static_keys: Vec::new(),
+            remote: Vec::new(),
+            allow_http: false,
+            http_client: None,
             algorithms: Vec::new(),
             typ: TypPolicy::Default,
             leeway: DEFAULT_LEEWAY,
@@ -123,6 +138,9 @@ impl ValidateJwtBuilder {
             failed_message: None,
             responder: None,
             key_wait: Duration::from_secs(15),
+            allowed_tenants: Vec::new(),
+            azure_v1: None,
+            error: None,
         }
     }
 
@@ -131,6 +149,35 @@ impl ValidateJwtBuilder {
     /// Keys given in configuration (PEM, JWK, JWKS, RSA `n`/`e`, HMAC secrets).
     pub fn add_keys(mut self, keys: StaticKeys) -> Self {
         self.static_keys.push(keys);
+        self
+    }
+
+    /// Keys from OpenID Connect discovery (APIM's `openid-config`): the document at `url`
+    /// (`…/.well-known/openid-configuration`, or RFC 8414 `…/.well-known/oauth-authorization-server`)
+    /// names the issuer and the JWKS; the keys only sign for that issuer. Repeatable. For finer
+    /// control, build a [`RemoteJwks`](crate::RemoteJwks) and use [`add_provider`](Self::add_provider).
+    pub fn add_openid_config(mut self, url: impl Into<String>) -> Self {
+        self.remote.push((RemoteKind::Discovery, url.into()));
+        self
+    }
+
+    /// Keys from a JWKS URL. A JWKS does not name its issuer: also call `add_issuer`.
+    pub fn add_jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.remote.push((RemoteKind::Jwks, url.into()));
+        self
+    }
+
+    /// Allow plain-http key and discovery URLs to hosts other than loopback (for
+    /// `add_openid_config` / `add_jwks_uri`). Anyone on the network path can then substitute keys.
+    pub fn danger_allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// The HTTP client for `add_openid_config` / `add_jwks_uri` (proxies, custom roots). Its
+    /// timeouts are your choice; the default client has 5 s connect / 10 s total timeouts.
+    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
         self
     }
 
@@ -347,12 +394,44 @@ impl ValidateJwtBuilder {
         self
     }
 
+    pub(crate) fn allow_tenants(mut self, tenants: Vec<String>) -> Self {
+        self.allowed_tenants.extend(tenants);
+        self
+    }
+
+    pub(crate) fn azure_v1_equivalence(mut self, v1: Option<crate::validate::AzureV1>) -> Self {
+        self.azure_v1 = v1;
+        self
+    }
+
+    /// Records an error found while configuring, reported by `build`.
+    pub(crate) fn fail(mut self, error: ConfigError) -> Self {
+        self.error.get_or_insert(error);
+        self
+    }
+
     // ---- build ------------------------------------------------------------------------
 
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<ValidateJwtLayer, ConfigError> {
-        let dynamic_sources = self.providers.len();
+        if let Some(e) = self.error {
+            return Err(e);
+        }
         let mut providers = self.providers;
+        for (kind, url) in &self.remote {
+            let mut remote = match kind {
+                RemoteKind::Discovery => RemoteJwks::discover(url),
+                RemoteKind::Jwks => RemoteJwks::builder(url),
+            };
+            if self.allow_http {
+                remote = remote.danger_allow_http();
+            }
+            if let Some(client) = &self.http_client {
+                remote = remote.client(client.clone());
+            }
+            providers.push(Arc::new(remote.build()?));
+        }
+        let dynamic_sources = providers.len();
         let mut has_hmac = false;
         let mut static_families = AlgorithmSet::empty();
         for keys in self.static_keys {
@@ -528,6 +607,8 @@ impl ValidateJwtBuilder {
                 retry_after_secs: 10,
             },
             key_wait: self.key_wait,
+            allowed_tenants: self.allowed_tenants.into_iter().map(Into::into).collect(),
+            azure_v1: self.azure_v1,
         };
         Ok(ValidateJwtLayer {
             validator: Arc::new(validator),

@@ -42,6 +42,9 @@
 #![deny(missing_docs)]
 
 mod algorithm;
+#[cfg(feature = "axum")]
+pub mod axum;
+mod azure;
 mod claims;
 mod clock;
 mod config;
@@ -54,6 +57,7 @@ mod token;
 mod validate;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use azure::{AzureAd, PUBLIC_CLOUD};
 pub use claims::{ClaimRequirement, Claims, Denied, Requirement};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ValidateJwtBuilder};

@@ -66,6 +66,24 @@ impl TypPolicy {
     }
 }
 
+/// Azure AD: a v1 issuer (`https://sts.windows.net/{tid}/`) is the same authority as the v2
+/// issuer (`https://login.microsoftonline.com/{tid}/v2.0`) when checking a key's own `issuer`.
+#[derive(Debug, Clone)]
+pub(crate) struct AzureV1 {
+    pub(crate) v1_prefix: Box<str>,
+    pub(crate) v2_prefix: Box<str>,
+    /// Whether v1 tokens are accepted; when not, a v1 token gets an explanation.
+    pub(crate) accept: bool,
+}
+
+impl AzureV1 {
+    /// The v2 form of a v1 issuer, if `iss` is one.
+    fn v2_form(&self, iss: &str) -> Option<String> {
+        let tenant = iss.strip_prefix(&*self.v1_prefix)?.strip_suffix('/')?;
+        Some(format!("{}{tenant}/v2.0", self.v2_prefix))
+    }
+}
+
 /// A skip predicate: requests it matches pass without a token (and without claims).
 pub(crate) type Skip = dyn Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync;
 
@@ -91,6 +109,8 @@ pub(crate) struct Validator {
     pub(crate) skip: Option<Arc<Skip>>,
     pub(crate) answers: Answers,
     pub(crate) key_wait: Duration,
+    pub(crate) allowed_tenants: Vec<Box<str>>,
+    pub(crate) azure_v1: Option<AzureV1>,
 }
 
 /// What the synchronous path found.
@@ -338,8 +358,19 @@ impl Validator {
             }
             return Ok(());
         };
+        let v2_form = self.azure_v1.as_ref().and_then(|a| a.v2_form(iss));
+        if v2_form.is_some() && self.azure_v1.as_ref().is_some_and(|a| !a.accept) {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::InvalidIssuer,
+                "a v1 token at a configuration that accepts v2 tokens only: set \
+                 `accessTokenAcceptedVersion: 2` in the API's app manifest, or accept v1 tokens",
+            ));
+        }
         if let Some(bound) = bound
             && !bound.iter().any(|p| p.matches(iss, tid))
+            && !v2_form
+                .as_deref()
+                .is_some_and(|v2| bound.iter().any(|p| p.matches(v2, tid)))
         {
             return Err(JwtError::with_detail(
                 JwtErrorKind::InvalidIssuer,
@@ -351,6 +382,14 @@ impl Validator {
                         .collect::<Vec<_>>()
                         .join(" or ")
                 ),
+            ));
+        }
+        if !self.allowed_tenants.is_empty()
+            && !tid.is_some_and(|t| self.allowed_tenants.iter().any(|a| **a == *t))
+        {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::InvalidIssuer,
+                "the token's tenant (`tid`) is not allowed",
             ));
         }
         if !self.issuers.is_empty() && !self.issuers.iter().any(|p| p.matches(iss, tid)) {

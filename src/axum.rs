@@ -1,0 +1,245 @@
+//! axum integration (feature `axum`): the [`Claims`] extractor.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use validate_jwt::axum::Claims;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct AzureAd {
+//!     oid: String,
+//!     tid: String,
+//! }
+//!
+//! // Typed: your own struct, deserialized from the already-verified payload.
+//! async fn typed(Claims(claims): Claims<AzureAd>) -> String {
+//!     format!("{} in {}", claims.oid, claims.tid)
+//! }
+//!
+//! // Untyped: the verified claims with their accessors.
+//! async fn untyped(Claims(claims): Claims) -> String {
+//!     claims.subject().unwrap_or_default().to_owned()
+//! }
+//!
+//! // Optional: `None` when the layer let an anonymous request through.
+//! async fn maybe(claims: Option<Claims>) -> &'static str {
+//!     if claims.is_some() { "signed in" } else { "anonymous" }
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/typed", get(typed))
+//!     .route("/untyped", get(untyped))
+//!     .route("/maybe", get(maybe));
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+
+use ::axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use ::axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+
+/// The verified claims of the request, as `T`: [`crate::Claims`] itself (the default), or any
+/// `DeserializeOwned` type of yours.
+#[derive(Debug, Clone)]
+pub struct Claims<T = crate::Claims>(pub T);
+
+/// How a [`Claims`] extractor builds its value from the verified claims.
+pub trait FromClaims: Sized {
+    /// Builds the value.
+    fn from_claims(claims: &crate::Claims) -> Result<Self, serde_json::Error>;
+}
+
+impl FromClaims for crate::Claims {
+    fn from_claims(claims: &crate::Claims) -> Result<Self, serde_json::Error> {
+        Ok(claims.clone())
+    }
+}
+
+impl<T: DeserializeOwned> FromClaims for T {
+    fn from_claims(claims: &crate::Claims) -> Result<Self, serde_json::Error> {
+        claims.deserialize()
+    }
+}
+
+/// Why the [`Claims`] extractor failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClaimsRejection {
+    /// No verified claims in the request: the route is not behind `ValidateJwtLayer` (a
+    /// server-side mistake, answered 500), or the layer let an anonymous request through
+    /// (use `Option<Claims>` on such routes).
+    Missing,
+    /// The claims do not deserialize into the requested type: answered 403, since the token is
+    /// authentic but does not carry what the route needs.
+    Invalid(serde_json::Error),
+}
+
+impl fmt::Display for ClaimsRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClaimsRejection::Missing => f.write_str(
+                "no verified claims in the request: put the route behind `ValidateJwtLayer` \
+                 (`.layer(ValidateJwtLayer::builder()…build()?)`), or take `Option<Claims>` \
+                 where the layer allows anonymous requests",
+            ),
+            ClaimsRejection::Invalid(e) => write!(f, "the token's claims do not fit: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClaimsRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClaimsRejection::Missing => None,
+            ClaimsRejection::Invalid(e) => Some(e),
+        }
+    }
+}
+
+impl IntoResponse for ClaimsRejection {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ClaimsRejection::Missing => StatusCode::INTERNAL_SERVER_ERROR,
+            ClaimsRejection::Invalid(_) => StatusCode::FORBIDDEN,
+        };
+        tracing::error!(target: "validate_jwt::rejection", %self, "claims extractor failed");
+        let body = match &self {
+            ClaimsRejection::Missing => self.to_string(),
+            // The serde message may quote the token's content; keep the answer terse.
+            ClaimsRejection::Invalid(_) => "the token's claims do not fit this route".to_owned(),
+        };
+        (status, body).into_response()
+    }
+}
+
+impl<S: Send + Sync, T: FromClaims> FromRequestParts<S> for Claims<T> {
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let claims = parts
+            .extensions
+            .get::<crate::Claims>()
+            .ok_or(ClaimsRejection::Missing)?;
+        T::from_claims(claims)
+            .map(Claims)
+            .map_err(ClaimsRejection::Invalid)
+    }
+}
+
+impl<S: Send + Sync, T: FromClaims> OptionalFromRequestParts<S> for Claims<T> {
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match parts.extensions.get::<crate::Claims>() {
+            None => Ok(None),
+            Some(claims) => T::from_claims(claims)
+                .map(|t| Some(Claims(t)))
+                .map_err(ClaimsRejection::Invalid),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for crate::Claims {
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<crate::Claims>()
+            .cloned()
+            .ok_or(ClaimsRejection::Missing)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for crate::Claims {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<crate::Claims>().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::axum::Router;
+    use ::axum::body::Body;
+    use ::axum::routing::get;
+    use tower::ServiceExt;
+
+    #[derive(serde::Deserialize)]
+    struct Tenant {
+        tid: String,
+    }
+
+    fn app() -> Router {
+        Router::new()
+            .route(
+                "/typed",
+                get(|Claims(t): Claims<Tenant>| async move { t.tid }),
+            )
+            .route(
+                "/plain",
+                get(|Claims(c): Claims| async move { c.subject().unwrap_or("").to_owned() }),
+            )
+            .route(
+                "/opt",
+                get(|c: Option<Claims>| async move { if c.is_some() { "some" } else { "none" } }),
+            )
+    }
+
+    async fn call(app: Router, path: &str, claims: Option<&str>) -> (u16, String) {
+        let mut req = http::Request::get(path).body(Body::empty()).unwrap();
+        if let Some(json) = claims {
+            req.extensions_mut()
+                .insert(crate::Claims::from_unverified_json(json.as_bytes()).unwrap());
+        }
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn typed_claims_deserialize_from_the_verified_payload() {
+        assert_eq!(
+            call(app(), "/typed", Some(r#"{"tid":"t1"}"#)).await,
+            (200, "t1".into())
+        );
+        assert_eq!(
+            call(app(), "/plain", Some(r#"{"sub":"alice"}"#)).await,
+            (200, "alice".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn claims_of_the_wrong_shape_are_403() {
+        let (status, body) = call(app(), "/typed", Some(r#"{"sub":"secret-subject"}"#)).await;
+        assert_eq!(status, 403);
+        assert!(!body.contains("secret-subject"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_layer_is_a_500_naming_the_fix() {
+        let (status, body) = call(app(), "/typed", None).await;
+        assert_eq!(status, 500);
+        assert!(body.contains("ValidateJwtLayer"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn optional_claims_are_none_without_a_token() {
+        assert_eq!(call(app(), "/opt", None).await, (200, "none".into()));
+        assert_eq!(call(app(), "/opt", Some("{}")).await, (200, "some".into()));
+    }
+}
