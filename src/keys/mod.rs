@@ -181,7 +181,7 @@ pub(crate) const MAX_KIDLESS_CANDIDATES: usize = 4;
 ///
 /// Duplicate `kid`s are kept deliberately: identity providers publish the same `kid` for keys
 /// of different types during migrations, so every key with the `kid` whose algorithm fits the
-/// token is a candidate (in document order, at most [`MAX_KIDLESS_CANDIDATES`] of them).
+/// token is a candidate (in document order, at most four of them).
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<Arc<Key>>,

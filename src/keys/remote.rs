@@ -45,6 +45,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// * Only one fetch is in flight per provider; concurrent [`refresh`] calls wait for it.
 /// * When a fetch fails the last good key set stays in use; retries back off from 1 s to
 ///   30 s. [`status`](Self::status) tells a health check how old the keys are.
+/// * Before any key set has loaded, a refresh waits for the fetch in flight; while a retry is
+///   pending it fails at once with the last error (the layer answers 503).
 ///
 /// The background task starts at first use inside a Tokio runtime (or at [`warm_up`] or
 /// [`ready`](Self::ready)); building needs no runtime.
@@ -257,10 +259,12 @@ impl JwksProvider for RemoteJwks {
             RefreshReason::UnknownKid(kid) => Some(kid.clone()),
             _ => None,
         };
-        let target = match shared.admit(current, &reason, kid.as_deref()) {
+        let (target, fresh) = match shared.admit(current, &reason, kid.as_deref()) {
             Admit::Done(result) => return Box::pin(std::future::ready(result)),
-            Admit::Wait(target) => target,
+            Admit::Wait { generation, fresh } => (generation, fresh),
         };
+        // Only a fetch that started after this call can prove the kid unknown.
+        let kid = kid.filter(|_| fresh);
         Box::pin(async move { shared.wait(target, kid).await })
     }
 
@@ -373,7 +377,7 @@ impl RemoteJwksBuilder {
         self
     }
 
-    /// Checks the URL and settings. Needs no runtime and does no I/O.
+    /// Checks the URL and settings. Needs no runtime and makes no request.
     pub fn build(self) -> Result<RemoteJwks, ConfigError> {
         let url = fetch::parse_url(&self.url, self.allow_http)?;
         let setting = |what: &str| Err(ConfigError::InvalidSetting(what.to_owned()));
@@ -508,8 +512,9 @@ struct Attempt {
 enum Admit {
     /// Answer now.
     Done(Result<Arc<KeySet>, KeyError>),
-    /// Wait for the attempt of this generation.
-    Wait(u64),
+    /// Wait for the attempt of this generation; `fresh` when it starts after the call (rather
+    /// than being in flight already).
+    Wait { generation: u64, fresh: bool },
 }
 
 impl Drop for Shared {
@@ -552,23 +557,26 @@ impl Shared {
     ) -> Admit {
         let mut state = self.lock();
         let pending = state.requested || state.in_flight;
-        let next = state.completed + 1;
+        let next = Admit::Wait {
+            generation: state.completed + 1,
+            fresh: !state.in_flight,
+        };
         let Some(set) = current else {
             if pending {
-                return Admit::Wait(next);
+                return next;
             }
             if let Some(error) = &state.last_error {
                 // Cold start, endpoint down: the background task retries with backoff.
                 return Admit::Done(Err(error.clone()));
             }
             self.request(&mut state);
-            return Admit::Wait(next);
+            return next;
         };
         if *reason == RefreshReason::NoKeys || kid.is_some_and(|kid| set.contains_kid(kid)) {
             return Admit::Done(Ok(set));
         }
         if pending {
-            return Admit::Wait(next);
+            return next;
         }
         if let Some(kid) = kid.filter(|kid| state.unknown_kids.contains(*kid)) {
             tracing::trace!(target: TARGET, kid, "kid still unknown since the last fetch; not refreshing");
@@ -591,7 +599,7 @@ impl Shared {
         tracing::info!(target: TARGET, ?reason, "refreshing keys on demand");
         state.last_on_demand = Some(now);
         self.request(&mut state);
-        Admit::Wait(next)
+        next
     }
 
     fn request(&self, state: &mut State) {
@@ -718,7 +726,7 @@ impl Shared {
                         .collect();
                     tracing::info!(
                         target: TARGET,
-                        url,
+                        url = %url,
                         duration_ms,
                         keys = set.len(),
                         ?added,
@@ -729,7 +737,7 @@ impl Shared {
                     self.keys.store(Some(Arc::new(set)));
                     state.unknown_kids.clear();
                 } else {
-                    tracing::debug!(target: TARGET, url, duration_ms, ttl_secs = ttl.as_secs(), "key set not modified");
+                    tracing::debug!(target: TARGET, url = %url, duration_ms, ttl_secs = ttl.as_secs(), "key set not modified");
                 }
                 if outcome.issuer.is_some() {
                     state.issuer = outcome.issuer;
