@@ -79,6 +79,7 @@ pub struct ValidateJwtBuilder {
     skip: Option<Arc<crate::validate::Skip>>,
     locations: TokenLocations,
     header_name: Option<String>,
+    scheme: Option<String>,
     query: Option<String>,
     cookie: Option<String>,
     realm: Option<String>,
@@ -131,6 +132,7 @@ impl ValidateJwtBuilder {
             skip: None,
             locations: TokenLocations::default(),
             header_name: None,
+            scheme: None,
             query: None,
             cookie: None,
             realm: None,
@@ -316,6 +318,13 @@ impl ValidateJwtBuilder {
     /// `Bearer ` is tolerated). APIM's `header-name`.
     pub fn with_header_name(mut self, name: impl Into<String>) -> Self {
         self.header_name = Some(name.into());
+        self
+    }
+
+    /// The authorization scheme the token header must use (default `Bearer`, compared
+    /// case-insensitively; APIM's `require-scheme`). A header with another scheme counts as no token.
+    pub fn with_scheme(mut self, scheme: impl Into<String>) -> Self {
+        self.scheme = Some(scheme.into());
         self
     }
 
@@ -510,6 +519,14 @@ impl ValidateJwtBuilder {
                 .map_err(|_| ConfigError::InvalidTokenLocation(format!("header name {name:?}")))?;
             locations.scheme = (name == http::header::AUTHORIZATION).then(|| "Bearer".into());
             locations.header = Some(name);
+        }
+        if let Some(scheme) = self.scheme {
+            if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::InvalidTokenLocation(format!(
+                    "scheme {scheme:?}"
+                )));
+            }
+            locations.scheme = Some(scheme.into());
         }
         let simple = |n: &str| {
             !n.is_empty()

@@ -409,3 +409,58 @@ fn services_are_clone_send_sync() {
     assert_all::<validate_jwt::Claims>();
     assert_all::<validate_jwt::JwtError>();
 }
+
+#[tokio::test]
+async fn a_key_from_issuer_a_never_validates_a_token_claiming_issuer_b() {
+    let a = TestKey::es256("a");
+    let b = TestKey::es256("b");
+    let layer = ValidateJwtLayer::builder()
+        .add_keys(
+            StaticKeys::new()
+                .add_jwk(a.jwk(true).to_string())
+                .for_issuer("https://a.test"),
+        )
+        .add_keys(
+            StaticKeys::new()
+                .add_jwk(b.jwk(true).to_string())
+                .for_issuer("https://b.test"),
+        )
+        .add_audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let url = server(layer).await;
+    let mut claims_a = claims();
+    claims_a["iss"] = json!("https://a.test");
+    let mut claims_b = claims();
+    claims_b["iss"] = json!("https://b.test");
+    assert_eq!(fetch(&url, Some(&a.token(&claims_a))).await.0, 200);
+    assert_eq!(fetch(&url, Some(&b.token(&claims_b))).await.0, 200);
+    let (status, www, _) = fetch(&url, Some(&a.token(&claims_b))).await;
+    assert_eq!(status, 401);
+    assert!(www.unwrap().contains("issuer is not accepted"));
+}
+
+#[tokio::test]
+async fn a_custom_scheme_replaces_bearer() {
+    let k = keys();
+    let layer = ValidateJwtLayer::builder()
+        .add_keys(static_keys(&k))
+        .add_audience(AUDIENCE)
+        .with_scheme("JWT")
+        .build()
+        .unwrap();
+    let url = server(layer).await;
+    let token = k.rs.token(&claims());
+    let r = reqwest::Client::new()
+        .get(&url)
+        .header("authorization", format!("jwt {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        fetch(&url, Some(&token)).await.0,
+        401,
+        "Bearer is now another scheme"
+    );
+}
