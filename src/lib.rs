@@ -50,6 +50,7 @@ mod clock;
 mod config;
 mod error;
 mod extract;
+pub mod grpc;
 pub mod keys;
 mod layer;
 mod response;
