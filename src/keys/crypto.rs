@@ -224,7 +224,6 @@ mod backend {
         }
 
         pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], sig: &[u8]) -> bool {
-            use jsonwebtoken::signature::Verifier as _;
             if !self.algorithms.contains(alg) {
                 return false;
             }
