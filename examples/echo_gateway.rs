@@ -12,7 +12,8 @@
 //! `--issuer ISS`…, `--audience AUD`…, `--require-scope S`…, `--require-claim NAME=V1[,V2…]`…,
 //! `--require-claim-all NAME=V1[,V2…]`…, `--algorithm ALG`…, `--leeway SECONDS`,
 //! `--header-name NAME`, `--query-param NAME`, `--failed-status CODE`, `--failed-message TEXT`,
-//! `--allow-http`, `--token-cache N`.
+//! `--allow-http`, `--token-cache N` (remember up to N validated tokens; the cache's counters are
+//! printed on Ctrl-C), `--no-auth` (no layer at all: the baseline of `scripts/http_bench.sh`).
 
 use std::error::Error;
 use std::io::Write as _;
@@ -21,8 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::response::Json;
+use axum::response::{IntoResponse, Json, Response};
 use base64::Engine as _;
+use http::header;
 use serde_json::{Value, json};
 use validate_jwt::{Algorithm, Claims, Requirement, ValidateJwtLayer};
 
@@ -46,12 +48,14 @@ struct Args {
     failed_message: Option<String>,
     allow_http: bool,
     token_cache: usize,
+    no_auth: bool,
 }
 
 const USAGE: &str = "usage: echo_gateway [--listen ADDR] [--openid-config URL]... [--jwks-uri URL]... \
 [--issuer ISS]... [--audience AUD]... [--require-scope S]... [--require-claim NAME=V1[,V2]]... \
 [--require-claim-all NAME=V1[,V2]]... [--algorithm ALG]... [--leeway SECONDS] [--header-name NAME] \
-[--query-param NAME] [--failed-status CODE] [--failed-message TEXT] [--allow-http] [--token-cache N]";
+[--query-param NAME] [--failed-status CODE] [--failed-message TEXT] [--allow-http] [--token-cache N] \
+[--no-auth]";
 
 fn parse_args() -> Result<Args, BoxError> {
     let mut args = Args::default();
@@ -78,6 +82,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--failed-message" => args.failed_message = Some(value()?),
             "--allow-http" => args.allow_http = true,
             "--token-cache" => args.token_cache = value()?.parse()?,
+            "--no-auth" => args.no_auth = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -104,17 +109,20 @@ fn claim_rule(spec: &str, all: bool) -> Result<Requirement, BoxError> {
     })
 }
 
-async fn echo(request: Request) -> Json<Value> {
+/// `{"claims":…,"method":…,"path":…}`: the verified claims' JSON exactly as the token carried
+/// it (the layer checked it is a UTF-8 JSON object), without parsing it again.
+async fn echo(request: Request) -> Response {
     let claims = request
         .extensions()
         .get::<Claims>()
-        .and_then(|c| serde_json::from_slice::<Value>(c.raw()).ok())
-        .unwrap_or(Value::Null);
-    Json(json!({
-        "method": request.method().as_str(),
-        "path": request.uri().path(),
-        "claims": claims,
-    }))
+        .and_then(|c| std::str::from_utf8(c.raw()).ok());
+    let body = format!(
+        r#"{{"claims":{},"method":{},"path":{}}}"#,
+        claims.unwrap_or("null"),
+        Value::from(request.method().as_str()),
+        Value::from(request.uri().path()),
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Demo mode: an in-process identity provider with a fresh Ed25519 key, serving OpenID
@@ -175,6 +183,18 @@ mod demo {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let mut args = parse_args()?;
+    if args.no_auth {
+        let listen: SocketAddr = args.listen.as_deref().unwrap_or("127.0.0.1:3000").parse()?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        println!(
+            "listening on http://{} (no authentication)",
+            listener.local_addr()?
+        );
+        axum::serve(listener, Router::new().fallback(echo))
+            .with_graceful_shutdown(ctrl_c())
+            .await?;
+        return Ok(());
+    }
     let demo = if args.openid_config.is_empty() && args.jwks_uri.is_empty() {
         let issuer = demo::Issuer::start().await?;
         args.openid_config
@@ -233,17 +253,13 @@ async fn main() -> Result<(), BoxError> {
     if let Some(message) = &args.failed_message {
         builder = builder.with_failed_message(message);
     }
-    if args.token_cache > 0 {
-        eprintln!(
-            "note: --token-cache is accepted; the verified-token cache is not built yet, so it has no effect"
-        );
-    }
+    builder = builder.with_token_cache(args.token_cache);
     let layer = builder.build()?;
     if let Err(e) = layer.ready().await {
         eprintln!("warning: keys not available yet ({e}); requests get 503 until they are");
     }
 
-    let app = Router::new().fallback(echo).layer(layer);
+    let app = Router::new().fallback(echo).layer(layer.clone());
     let listen: SocketAddr = args.listen.as_deref().unwrap_or("127.0.0.1:3000").parse()?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -272,6 +288,18 @@ async fn main() -> Result<(), BoxError> {
     }
     out.flush()?;
     drop(out);
-    axum::serve(listener, app).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(ctrl_c())
+        .await?;
+    if let Some(stats) = layer.token_cache_stats() {
+        eprintln!(
+            "token cache: {} entries (capacity {}), {} hits, {} misses",
+            stats.len, stats.capacity, stats.hits, stats.misses
+        );
+    }
     Ok(())
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
 }

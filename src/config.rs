@@ -89,6 +89,7 @@ pub struct ValidateJwtBuilder {
     key_wait: Duration,
     allowed_tenants: Vec<String>,
     azure_v1: Option<crate::validate::AzureV1>,
+    token_cache: usize,
     error: Option<ConfigError>,
 }
 
@@ -142,6 +143,7 @@ impl ValidateJwtBuilder {
             key_wait: Duration::from_secs(15),
             allowed_tenants: Vec::new(),
             azure_v1: None,
+            token_cache: 0,
             error: None,
         }
     }
@@ -283,6 +285,33 @@ impl ValidateJwtBuilder {
     /// How long a request may wait for keys on a cold start or an unknown `kid` (default 15 s).
     pub fn with_key_wait(mut self, wait: Duration) -> Self {
         self.key_wait = wait;
+        self
+    }
+
+    /// Remember up to `capacity` validated tokens, so a token seen again (clients resend the
+    /// same one until it expires) is accepted after a hash, a byte comparison and a time check
+    /// instead of a signature verification. Off by default; `0` turns it off.
+    ///
+    /// A hit is exactly as strict as a full validation: `exp`/`nbf` are checked again against the
+    /// clock, any change of a key source's key set drops the entries checked with the old one,
+    /// asynchronous requirements run again, and only byte-identical tokens match. Memory is
+    /// bounded by `capacity` (each entry holds the token and its decoded claims). Watch it with
+    /// [`ValidateJwtLayer::token_cache_stats`].
+    ///
+    /// ```
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    ///
+    /// let layer = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://echo")
+    ///     .with_token_cache(50_000)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(layer.token_cache_stats().unwrap().capacity, 50_000);
+    /// ```
+    pub fn with_token_cache(mut self, capacity: usize) -> Self {
+        self.token_cache = capacity;
         self
     }
 
@@ -611,7 +640,7 @@ impl ValidateJwtBuilder {
             max_token_bytes: self.max_token_bytes,
             requirement_is_async: requirement.as_ref().is_some_and(Requirement::is_async),
             requirement,
-            wanted,
+            wanted: wanted.into(),
             required_scopes: (!scopes.is_empty()).then(|| scopes.join(" ")),
             clock: self.clock,
             allow_anonymous: self.allow_anonymous,
@@ -626,6 +655,7 @@ impl ValidateJwtBuilder {
             key_wait: self.key_wait,
             allowed_tenants: self.allowed_tenants.into_iter().map(Into::into).collect(),
             azure_v1: self.azure_v1,
+            token_cache: crate::cache::TokenCache::new(self.token_cache),
         };
         Ok(ValidateJwtLayer {
             validator: Arc::new(validator),

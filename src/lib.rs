@@ -45,6 +45,7 @@ mod algorithm;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod azure;
+mod cache;
 mod claims;
 mod clock;
 mod config;
@@ -59,6 +60,7 @@ mod validate;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use azure::{AzureAd, PUBLIC_CLOUD};
+pub use cache::CacheStats;
 pub use claims::{ClaimRequirement, Claims, Denied, Requirement};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ValidateJwtBuilder};

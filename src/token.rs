@@ -37,19 +37,23 @@ pub(crate) struct Segments<'a> {
     pub(crate) signing_input: &'a [u8],
 }
 
+/// The number of `.` in `bytes`, counted in byte-wide lanes (which the compiler vectorises).
+fn count_dots(bytes: &[u8]) -> usize {
+    bytes
+        .chunks(255)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .fold(0u8, |n, b| n.wrapping_add(u8::from(*b == b'.'))) as usize
+        })
+        .sum()
+}
+
 /// Splits a token into its segments; five segments are a JWE.
 pub(crate) fn split(token: &[u8]) -> Result<Segments<'_>, JwtError> {
-    let mut dots = [0usize; 2];
-    let mut count = 0usize;
-    for (i, b) in token.iter().enumerate() {
-        if *b == b'.' {
-            if count < 2 {
-                dots[count] = i;
-            }
-            count += 1;
-        }
-    }
-    match count {
+    // Counting is one vectorised pass; then the first dot is found from the front (the header
+    // is short) and the last from the back (so is the signature).
+    match count_dots(token) {
         2 => {}
         4 => {
             return Err(JwtError::with_detail(
@@ -59,7 +63,12 @@ pub(crate) fn split(token: &[u8]) -> Result<Segments<'_>, JwtError> {
         }
         _ => return Err(malformed("a signed token has exactly three segments")),
     }
-    let [d1, d2] = dots;
+    let (Some(d1), Some(d2)) = (
+        token.iter().position(|b| *b == b'.'),
+        token.iter().rposition(|b| *b == b'.'),
+    ) else {
+        return Err(malformed("a signed token has exactly three segments"));
+    };
     let header = &token[..d1];
     let payload = &token[d1 + 1..d2];
     let signature = &token[d2 + 1..];
@@ -79,9 +88,20 @@ pub(crate) fn b64_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
     URL_SAFE_NO_PAD.decode_slice(input, out).ok()
 }
 
-/// Decodes canonical unpadded base64url onto the heap.
+/// Decodes canonical unpadded base64url onto the heap, into a vector of exactly the decoded
+/// length (so that `Bytes::from` takes it over without another allocation).
 pub(crate) fn b64_vec(input: &[u8]) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(input).ok()
+    let len = input.len() / 4 * 3
+        + match input.len() % 4 {
+            0 => 0,
+            2 => 1,
+            3 => 2,
+            _ => return None,
+        };
+    let mut out = vec![0u8; len];
+    let n = URL_SAFE_NO_PAD.decode_slice(input, &mut out).ok()?;
+    out.truncate(n);
+    Some(out)
 }
 
 /// The JOSE header members this crate reads. Key-carrying members (`jku`, `x5u`, `jwk`, `x5c`)
@@ -90,7 +110,8 @@ pub(crate) fn b64_vec(input: &[u8]) -> Option<Vec<u8>> {
 pub(crate) struct Header<'a> {
     #[serde(borrow)]
     pub(crate) alg: Cow<'a, str>,
-    #[serde(borrow, default)]
+    /// A string when present: `"kid": null` is not an absent `kid` (RFC 7515 §4.1.4).
+    #[serde(borrow, default, deserialize_with = "present_string")]
     pub(crate) kid: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) typ: Option<Cow<'a, str>>,
@@ -102,8 +123,18 @@ pub(crate) struct Header<'a> {
     pub(crate) b64: Option<IgnoredAny>,
 }
 
+/// A member that must be a string when present (`null` is refused, not taken as absent).
+fn present_string<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Name::deserialize(d).map(|Name(s)| Some(s))
+}
+
 /// Parses the decoded header JSON.
 pub(crate) fn parse_header(json: &[u8]) -> Result<(Header<'_>, Algorithm), JwtError> {
+    // The header is UTF-8 JSON and an object (RFC 7515 §5.2): serde_json skips the strings it
+    // ignores without checking their UTF-8, and a derived struct also reads a JSON array.
+    if std::str::from_utf8(json).is_err() || json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(malformed("the header is not a UTF-8 JSON object"));
+    }
     let header: Header<'_> = serde_json::from_slice(json)
         .map_err(|_| malformed("the header is not a JSON object with a string `alg`"))?;
     let alg = Algorithm::from_bytes(header.alg.as_bytes()).ok_or_else(|| {
@@ -149,9 +180,14 @@ pub(crate) struct Registered {
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
     pub(crate) tid: Option<Box<str>>,
-    /// Top-level members captured for requirement matching, in document order.
-    pub(crate) captured: Vec<(Box<str>, serde_json::Value)>,
+    /// The top-level members requirements read (the layer's list, shared), all looked for.
+    pub(crate) wanted: Wanted,
+    /// The ones the payload carries: (index in `wanted`, value), in document order.
+    pub(crate) captured: Vec<(usize, serde_json::Value)>,
 }
+
+/// The names of the top-level members requirements read, gathered once at build time.
+pub(crate) type Wanted = std::sync::Arc<[Box<str>]>;
 
 fn invalid_claim(detail: &'static str) -> JwtError {
     JwtError::with_detail(JwtErrorKind::InvalidClaims, detail)
@@ -166,16 +202,77 @@ fn numeric_date(raw: &RawValue, what: &'static str) -> Result<f64, JwtError> {
     }
 }
 
+/// The text of a JSON string without escapes, straight from the raw value (which serde_json has
+/// checked is exactly one valid JSON value, so a quote at each end and no backslash means one
+/// string whose content needs no decoding); `None` for anything else.
+fn plain_string(raw: &RawValue) -> Option<&str> {
+    raw.get()
+        .strip_prefix('"')?
+        .strip_suffix('"')
+        .filter(|s| !s.contains('\\'))
+}
+
 fn string_claim(raw: &RawValue, what: &'static str) -> Result<Box<str>, JwtError> {
+    if let Some(s) = plain_string(raw) {
+        return Ok(s.into());
+    }
     let s: Cow<'_, str> = serde_json::from_str(raw.get()).map_err(|_| invalid_claim(what))?;
     Ok(s.into())
 }
 
-/// Collects borrowed raw members of the top-level object; duplicates of a member we read are
+/// A captured member as a JSON value.
+fn json_value(raw: &RawValue) -> Result<serde_json::Value, JwtError> {
+    if let Some(s) = plain_string(raw) {
+        return Ok(serde_json::Value::String(s.to_owned()));
+    }
+    serde_json::from_str(raw.get()).map_err(|_| malformed("the payload is not valid JSON"))
+}
+
+/// Reads the top-level object in one pass: the registered claims straight into [`Registered`],
+/// the `wanted` members as values, everything else skipped. Duplicates of a member we read are
 /// rejected (JSON parsers disagree on which one wins).
-struct Collect<'a, 'w> {
+struct Collect<'w> {
     wanted: &'w [Box<str>],
-    out: &'w mut Vec<(Cow<'a, str>, &'a RawValue)>,
+    r: &'w mut Registered,
+}
+
+/// What [`Collect`] found wrong in a syntactically valid object, reported after the syntax.
+#[derive(Default)]
+struct Findings {
+    duplicate: bool,
+    /// The first member of the wrong type, in document order.
+    first_error: Option<JwtError>,
+}
+
+/// The registered claims' bits in [`Collect`]'s record of members seen.
+fn registered_bit(name: &str) -> Option<u8> {
+    Some(match name {
+        "iss" => 1,
+        "sub" => 2,
+        "aud" => 4,
+        "exp" => 8,
+        "nbf" => 16,
+        "iat" => 32,
+        "tid" => 64,
+        _ => return None,
+    })
+}
+
+impl Registered {
+    /// Stores one registered claim from its raw JSON.
+    fn set(&mut self, bit: u8, raw: &RawValue) -> Result<(), JwtError> {
+        match bit {
+            1 => self.iss = Some(string_claim(raw, "`iss` is not a string")?),
+            2 => self.sub = Some(string_claim(raw, "`sub` is not a string")?),
+            4 => self.aud = Some(parse_audiences(raw)?),
+            8 => self.exp = Some(numeric_date(raw, "`exp` is not a NumericDate")?),
+            16 => self.nbf = Some(numeric_date(raw, "`nbf` is not a NumericDate")?),
+            32 => self.iat = Some(numeric_date(raw, "`iat` is not a NumericDate")?),
+            64 => self.tid = Some(string_claim(raw, "`tid` is not a string")?),
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// A member name, borrowed from the input unless it contains escapes.
@@ -200,98 +297,95 @@ impl<'de> Deserialize<'de> for Name<'de> {
     }
 }
 
-const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "tid"];
-
-impl<'de, 'w> Visitor<'de> for Collect<'de, 'w> {
-    type Value = Result<(), &'static str>;
+impl<'de> Visitor<'de> for Collect<'_> {
+    type Value = Findings;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut duplicate = false;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Findings, A::Error> {
+        let mut found = Findings::default();
+        let mut seen = 0u8;
         while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
-            let interesting =
-                REGISTERED.contains(&&*key) || self.wanted.iter().any(|w| **w == *key);
-            if interesting {
-                let value: &'de RawValue = map.next_value()?;
-                if self.out.iter().any(|(k, _)| *k == key) {
-                    duplicate = true;
-                }
-                self.out.push((key, value));
-            } else {
+            let bit = registered_bit(&key);
+            let wanted = self.wanted.iter().position(|w| **w == *key);
+            if bit.is_none() && wanted.is_none() {
                 map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let raw: &'de RawValue = map.next_value()?;
+            let mut result = Ok(());
+            if let Some(bit) = bit {
+                found.duplicate |= seen & bit != 0;
+                seen |= bit;
+                result = self.r.set(bit, raw);
+            }
+            if let Some(i) = wanted {
+                found.duplicate |= self.r.captured.iter().any(|(j, _)| *j == i);
+                result = result.and_then(|()| {
+                    self.r.captured.push((i, json_value(raw)?));
+                    Ok(())
+                });
+            }
+            if let Err(e) = result {
+                found.first_error.get_or_insert(e);
             }
         }
-        Ok(if duplicate {
-            Err("the payload repeats a member")
-        } else {
-            Ok(())
-        })
+        Ok(found)
     }
 }
 
-impl<'de, 'w> de::DeserializeSeed<'de> for Collect<'de, 'w> {
-    type Value = Result<(), &'static str>;
+impl<'de> de::DeserializeSeed<'de> for Collect<'_> {
+    type Value = Findings;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Findings, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 /// Parses the decoded payload into the registered claims and the `wanted` top-level members.
-pub(crate) fn parse_claims(json: &[u8], wanted: &[Box<str>]) -> Result<Registered, JwtError> {
+pub(crate) fn parse_claims(json: &[u8], wanted: &Wanted) -> Result<Registered, JwtError> {
     use de::DeserializeSeed as _;
-    let mut members: Vec<(Cow<'_, str>, &RawValue)> = Vec::with_capacity(8 + wanted.len());
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let collected = Collect {
-        wanted,
-        out: &mut members,
-    }
-    .deserialize(&mut de)
-    .map_err(|_| malformed("the payload is not a JSON object"))?;
+    // RFC 7519 §7.2: the payload is UTF-8; serde_json does not check the strings it skips.
+    // Checked once here, so the parser below reads a `str` and checks no string again.
+    let Ok(text) = std::str::from_utf8(json) else {
+        return Err(malformed("the payload is not UTF-8"));
+    };
+    let mut r = Registered {
+        wanted: wanted.clone(),
+        ..Registered::default()
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = Collect { wanted, r: &mut r }
+        .deserialize(&mut de)
+        .map_err(|_| malformed("the payload is not a JSON object"))?;
     de.end()
         .map_err(|_| malformed("the payload is not a JSON object"))?;
-    collected.map_err(invalid_claim)?;
-
-    let mut r = Registered::default();
-    for (name, raw) in members {
-        match &*name {
-            "iss" => r.iss = Some(string_claim(raw, "`iss` is not a string")?),
-            "sub" => r.sub = Some(string_claim(raw, "`sub` is not a string")?),
-            "tid" => r.tid = Some(string_claim(raw, "`tid` is not a string")?),
-            "exp" => r.exp = Some(numeric_date(raw, "`exp` is not a NumericDate")?),
-            "nbf" => r.nbf = Some(numeric_date(raw, "`nbf` is not a NumericDate")?),
-            "iat" => r.iat = Some(numeric_date(raw, "`iat` is not a NumericDate")?),
-            "aud" => r.aud = Some(parse_audiences(raw)?),
-            _ => {}
-        }
-        if wanted.iter().any(|w| **w == *name) {
-            let value: serde_json::Value = serde_json::from_str(raw.get())
-                .map_err(|_| malformed("the payload is not valid JSON"))?;
-            r.captured.push((name.into(), value));
-        }
+    if found.duplicate {
+        return Err(invalid_claim("the payload repeats a member"));
+    }
+    if let Some(e) = found.first_error {
+        return Err(e);
     }
     Ok(r)
 }
 
 fn parse_audiences(raw: &RawValue) -> Result<Audiences, JwtError> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Aud<'a> {
-        #[serde(borrow)]
-        One(Cow<'a, str>),
-        #[serde(borrow)]
-        Many(Vec<Cow<'a, str>>),
-        Null(()),
-    }
-    let aud: Aud<'_> = serde_json::from_str(raw.get())
-        .map_err(|_| invalid_claim("`aud` is not a string or an array of strings"))?;
-    Ok(Audiences(match aud {
-        Aud::One(s) => vec![s.into()],
-        Aud::Many(v) => v.into_iter().map(Into::into).collect(),
-        Aud::Null(()) => Vec::new(),
+    let bad = || invalid_claim("`aud` is not a string or an array of strings");
+    let text = raw.get();
+    // `RawValue` holds exactly one JSON value, without surrounding whitespace.
+    Ok(Audiences(match text.as_bytes().first() {
+        Some(b'"') => vec![string_claim(
+            raw,
+            "`aud` is not a string or an array of strings",
+        )?],
+        Some(b'[') => {
+            let many: Vec<Cow<'_, str>> = serde_json::from_str(text).map_err(|_| bad())?;
+            many.into_iter().map(Into::into).collect()
+        }
+        _ if text == "null" => Vec::new(),
+        _ => return Err(bad()),
     }))
 }
 
@@ -401,10 +495,17 @@ mod tests {
         assert_eq!(h.kid.as_deref(), Some("k1"));
     }
 
+    fn none() -> Wanted {
+        Wanted::from([])
+    }
+
     #[test]
     fn claims_are_typed_strictly() {
-        let ok =
-            parse_claims(br#"{"iss":"i","aud":["a","b"],"exp":1.5,"x":{"y":1}}"#, &[]).unwrap();
+        let ok = parse_claims(
+            br#"{"iss":"i","aud":["a","b"],"exp":1.5,"x":{"y":1}}"#,
+            &none(),
+        )
+        .unwrap();
         assert_eq!(ok.iss.as_deref(), Some("i"));
         assert_eq!(ok.aud.unwrap().0.len(), 2);
         assert_eq!(ok.exp, Some(1.5));
@@ -419,30 +520,30 @@ mod tests {
             r#"{"exp":1,"exp":2}"#,
             r#"{"aud":"a","aud":"b"}"#,
         ] {
-            let err = parse_claims(bad.as_bytes(), &[]).unwrap_err();
+            let err = parse_claims(bad.as_bytes(), &none()).unwrap_err();
             assert_eq!(err.kind(), JwtErrorKind::InvalidClaims, "{bad}");
         }
         for bad in ["[]", "1", "{", r#"{"a":1} x"#, "\"s\""] {
-            let err = parse_claims(bad.as_bytes(), &[]).unwrap_err();
+            let err = parse_claims(bad.as_bytes(), &none()).unwrap_err();
             assert_eq!(err.kind(), JwtErrorKind::Malformed, "{bad}");
         }
     }
 
     #[test]
     fn wanted_members_are_captured() {
-        let wanted: Vec<Box<str>> = vec!["scp".into(), "realm_access".into()];
+        let wanted: Wanted = Wanted::from(vec!["scp".into(), "realm_access".into()]);
         let r = parse_claims(
             br#"{"scp":"a b","realm_access":{"roles":["x"]},"other":1}"#,
             &wanted,
         )
         .unwrap();
         assert_eq!(r.captured.len(), 2);
-        assert_eq!(r.captured[0].0.as_ref(), "scp");
+        assert_eq!(&*r.wanted[r.captured[0].0], "scp");
     }
 
     #[test]
     fn null_audience_is_empty() {
-        let r = parse_claims(br#"{"aud":null}"#, &[]).unwrap();
+        let r = parse_claims(br#"{"aud":null}"#, &none()).unwrap();
         assert_eq!(r.aud, Some(Audiences(vec![])));
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::algorithm::AlgorithmSet;
+use crate::cache::TokenCache;
 use crate::claims::{Claims, Requirement};
 use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
@@ -102,7 +103,7 @@ pub(crate) struct Validator {
     pub(crate) max_token_bytes: usize,
     pub(crate) requirement: Option<Requirement>,
     pub(crate) requirement_is_async: bool,
-    pub(crate) wanted: Vec<Box<str>>,
+    pub(crate) wanted: token::Wanted,
     pub(crate) required_scopes: Option<String>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) allow_anonymous: bool,
@@ -111,6 +112,8 @@ pub(crate) struct Validator {
     pub(crate) key_wait: Duration,
     pub(crate) allowed_tenants: Vec<Box<str>>,
     pub(crate) azure_v1: Option<AzureV1>,
+    /// The verified-token cache, when turned on.
+    pub(crate) token_cache: Option<TokenCache>,
 }
 
 /// What the synchronous path found.
@@ -129,7 +132,7 @@ pub(crate) enum Check {
 pub(crate) type PendingCheck =
     Pin<Box<dyn Future<Output = Result<Option<Claims>, JwtError>> + Send>>;
 
-enum Step {
+pub(crate) enum Step {
     Done(Claims),
     Refresh(RefreshReason),
 }
@@ -148,7 +151,7 @@ impl Validator {
             Ok(None) => return Check::Invalid(JwtError::new(JwtErrorKind::Missing)),
             Err(e) => return Check::Invalid(e),
         };
-        match self.verify(&token, true) {
+        match self.verify_maybe_cached(&token) {
             Ok(Step::Done(claims)) if !self.requirement_is_async => Check::Valid(claims),
             Ok(Step::Done(claims)) => {
                 let this = self.clone();
@@ -169,7 +172,7 @@ impl Validator {
 
     /// Validates a token from anywhere (not only a request), waiting for keys if needed.
     pub(crate) async fn validate_token(self: Arc<Self>, token: &[u8]) -> Result<Claims, JwtError> {
-        match self.verify(token, true)? {
+        match self.verify_maybe_cached(token)? {
             Step::Done(claims) => self.finish_async(claims).await,
             Step::Refresh(reason) => self.validate_after_refresh(token.to_vec(), reason).await,
         }
@@ -221,8 +224,17 @@ impl Validator {
         }
     }
 
+    /// [`verify`](Self::verify) through the verified-token cache when it is on.
+    #[inline]
+    fn verify_maybe_cached(&self, token: &[u8]) -> Result<Step, JwtError> {
+        match &self.token_cache {
+            Some(cache) => cache.verify(self, token),
+            None => self.verify(token, true),
+        }
+    }
+
     /// The synchronous core. `may_refresh` is false on the retry after a refresh.
-    fn verify(&self, token: &[u8], may_refresh: bool) -> Result<Step, JwtError> {
+    pub(crate) fn verify(&self, token: &[u8], may_refresh: bool) -> Result<Step, JwtError> {
         if token.len() > self.max_token_bytes {
             return Err(JwtError::new(JwtErrorKind::TooLarge));
         }
@@ -321,9 +333,19 @@ impl Validator {
     }
 
     fn check_time(&self, r: &token::Registered) -> Result<(), JwtError> {
-        let now = self.clock.now() as f64;
+        self.check_times_at(self.clock.now(), r.exp, r.nbf)
+    }
+
+    /// `exp` and `nbf` at `now`, with the leeway.
+    pub(crate) fn check_times_at(
+        &self,
+        now: u64,
+        exp: Option<f64>,
+        nbf: Option<f64>,
+    ) -> Result<(), JwtError> {
+        let now = now as f64;
         let leeway = self.leeway as f64;
-        match r.exp {
+        match exp {
             Some(exp) if now - leeway >= exp => return Err(JwtError::new(JwtErrorKind::Expired)),
             Some(_) => {}
             None if self.require_exp => {
@@ -334,7 +356,7 @@ impl Validator {
             }
             None => {}
         }
-        if let Some(nbf) = r.nbf
+        if let Some(nbf) = nbf
             && now + leeway < nbf
         {
             return Err(JwtError::new(JwtErrorKind::NotYetValid));

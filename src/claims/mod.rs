@@ -76,7 +76,7 @@ impl Claims {
     /// assert_eq!(claims.scopes().collect::<Vec<_>>(), ["a", "b"]);
     /// ```
     pub fn from_unverified_json(json: &[u8]) -> Result<Self, crate::JwtError> {
-        let registered = crate::token::parse_claims(json, &[])?;
+        let registered = crate::token::parse_claims(json, &crate::token::Wanted::from([]))?;
         Ok(Claims::new(Bytes::copy_from_slice(json), registered))
     }
 
@@ -151,14 +151,11 @@ impl Claims {
 
     /// A top-level claim.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        if let Some((_, v)) = self
-            .inner
-            .registered
-            .captured
-            .iter()
-            .find(|(k, _)| **k == *name)
-        {
-            return Some(v);
+        let r = &self.inner.registered;
+        // Members the requirements read were all looked for in the one parse: no need to parse
+        // the whole payload to learn that one is absent.
+        if let Some(i) = r.wanted.iter().position(|w| **w == *name) {
+            return r.captured.iter().find(|(j, _)| *j == i).map(|(_, v)| v);
         }
         self.as_map().and_then(|m| m.get(name))
     }
@@ -182,20 +179,40 @@ impl Claims {
     }
 }
 
+/// The strings of a claim: the words of a space-separated string, the strings of an array, or
+/// (for [`list`]) one whole string.
+enum Strings<'a> {
+    Words(std::str::Split<'a, char>),
+    One(Option<&'a str>),
+    Array(std::slice::Iter<'a, Value>),
+}
+
+impl<'a> Iterator for Strings<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            Strings::Words(words) => words.find(|w| !w.is_empty()),
+            Strings::One(one) => one.take(),
+            Strings::Array(items) => items.find_map(Value::as_str),
+        }
+    }
+}
+
 /// Space-separated words of a string, or the strings of an array.
-fn words(v: &Value) -> Box<dyn Iterator<Item = &str> + '_> {
+fn words(v: &Value) -> Strings<'_> {
     match v {
-        Value::String(s) => Box::new(s.split(' ').filter(|w| !w.is_empty())),
-        Value::Array(a) => Box::new(a.iter().filter_map(Value::as_str)),
-        _ => Box::new(std::iter::empty()),
+        Value::String(s) => Strings::Words(s.split(' ')),
+        Value::Array(a) => Strings::Array(a.iter()),
+        _ => Strings::One(None),
     }
 }
 
 /// One string, or the strings of an array.
-fn list(v: &Value) -> Box<dyn Iterator<Item = &str> + '_> {
+fn list(v: &Value) -> Strings<'_> {
     match v {
-        Value::String(s) => Box::new(std::iter::once(s.as_str())),
-        Value::Array(a) => Box::new(a.iter().filter_map(Value::as_str)),
-        _ => Box::new(std::iter::empty()),
+        Value::String(s) => Strings::One(Some(s.as_str())),
+        Value::Array(a) => Strings::Array(a.iter()),
+        _ => Strings::One(None),
     }
 }

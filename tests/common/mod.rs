@@ -185,3 +185,132 @@ pub async fn fetch(url: &str, token: Option<&str>) -> (u16, Option<String>, Valu
         serde_json::from_str(&text).unwrap_or(Value::Null),
     )
 }
+
+// ---- Additions for the attack suite and the property tests ----------------------------------
+
+impl TestKey {
+    /// A P-256 (ES256) key from PKCS#8 DER, for fixtures such as a certificate's private key.
+    pub fn es256_from_pkcs8(kid: &str, der: &[u8]) -> Self {
+        let p = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der).unwrap();
+        TestKey {
+            kid: kid.into(),
+            alg: "ES256",
+            pair: Pair::Ec256(p),
+        }
+    }
+
+    /// The RSA modulus, big-endian without leading zeros (a JWK's `n`, decoded).
+    pub fn rsa_modulus(&self) -> Vec<u8> {
+        match &self.pair {
+            Pair::Rsa(p) => p
+                .public_key()
+                .modulus()
+                .big_endian_without_leading_zero()
+                .to_vec(),
+            _ => panic!("not an RSA key"),
+        }
+    }
+
+    /// The RSA public key as PKCS#1 `RSAPublicKey` DER.
+    pub fn rsa_public_pkcs1_der(&self) -> Vec<u8> {
+        match &self.pair {
+            Pair::Rsa(p) => p.public_key().as_ref().to_vec(),
+            _ => panic!("not an RSA key"),
+        }
+    }
+
+    /// The uncompressed EC point (`0x04 || x || y`).
+    pub fn ec_point(&self) -> Vec<u8> {
+        match &self.pair {
+            Pair::Ec256(p) | Pair::Ec384(p) => p.public_key().as_ref().to_vec(),
+            _ => panic!("not an EC key"),
+        }
+    }
+
+    /// The public key as SubjectPublicKeyInfo DER (RSA or EC).
+    pub fn public_spki_der(&self) -> Vec<u8> {
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+        let der: PublicKeyX509Der<'static> = match &self.pair {
+            Pair::Rsa(p) => p.public_key().as_der().unwrap(),
+            Pair::Ec256(p) | Pair::Ec384(p) => p.public_key().as_der().unwrap(),
+            Pair::Ed(_) => panic!("not needed for Ed25519"),
+        };
+        der.as_ref().to_vec()
+    }
+
+    /// The public key as a `PUBLIC KEY` PEM document.
+    pub fn public_pem(&self) -> String {
+        pem("PUBLIC KEY", &self.public_spki_der())
+    }
+
+    /// A compact JWS over raw header and payload bytes (neither needs to be JSON or UTF-8),
+    /// signed with `alg` (which need not be the one the header names).
+    pub fn sign_bytes(&self, alg: &str, header: &[u8], payload: &[u8]) -> String {
+        let input = format!("{}.{}", b64(header), b64(payload));
+        let sig = self.sign_raw(alg, input.as_bytes());
+        format!("{input}.{}", b64(sig))
+    }
+
+    /// Signs an already encoded signing input (`header.payload`, as given) and appends the
+    /// signature: for tokens whose segments are deliberately not canonical base64url.
+    pub fn sign_segments(&self, alg: &str, signing_input: &str) -> String {
+        let sig = self.sign_raw(alg, signing_input.as_bytes());
+        format!("{signing_input}.{}", b64(sig))
+    }
+}
+
+/// `der` as a PEM document with the given label (64-column standard base64).
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// The DER inside the first PEM block of `text`.
+pub fn pem_to_der(text: &str) -> Vec<u8> {
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// A server on 127.0.0.1 answering every GET, on any path, with `body` (and `content_type`),
+/// counting the requests it receives. Returns its base URL (`http://127.0.0.1:port`) and the
+/// counter.
+pub async fn counting_server(
+    content_type: &'static str,
+    body: String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        let body = body.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            ([(http::header::CONTENT_TYPE, content_type)], body)
+        }
+    });
+    (format!("http://{}", serve(app).await), hits)
+}
+
+/// A server on 127.0.0.1 that accepts every request and never answers. Returns its base URL.
+pub async fn hanging_server() -> String {
+    let app = axum::Router::new().fallback(|| async {
+        std::future::pending::<()>().await;
+        ""
+    });
+    format!("http://{}", serve(app).await)
+}
