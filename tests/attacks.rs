@@ -863,6 +863,23 @@ async fn polyglot_token_mixing_compact_and_json_is_refused() {
 }
 
 #[tokio::test]
+async fn header_that_is_a_json_array_is_refused() {
+    // A derived serde struct also reads a JSON array as its fields in order; the JOSE header
+    // is a JSON object (RFC 7515 §4), and other parsers refuse this one.
+    let layer = default_layer();
+    for header in [
+        r#"["RS256","rs"]"#,
+        r#"["RS256","rs","JWT"]"#,
+        r#" ["RS256"]"#,
+    ] {
+        let token = IDP
+            .rs
+            .sign_bytes("RS256", header.as_bytes(), claims().to_string().as_bytes());
+        assert_invalid_token(&call(&layer, &token).await, JwtErrorKind::Malformed);
+    }
+}
+
+#[tokio::test]
 async fn two_segments_are_refused() {
     let layer = default_layer();
     let s = segments(&IDP.rs.token(&claims()));
@@ -1656,21 +1673,4 @@ async fn request_waiting_on_a_hanging_key_endpoint_completes_with_503() {
         .expect("validate_token did not complete while the key endpoint hangs")
         .unwrap_err();
     assert_eq!(err.kind(), JwtErrorKind::KeysUnavailable);
-}
-
-#[tokio::test]
-async fn header_that_is_a_json_array_is_refused() {
-    // A derived serde struct also reads a JSON array as its fields in order; the JOSE header
-    // is a JSON object (RFC 7515 §4), and other parsers refuse this one.
-    let layer = default_layer();
-    for header in [
-        r#"["RS256","rs"]"#,
-        r#"["RS256","rs","JWT"]"#,
-        r#" ["RS256"]"#,
-    ] {
-        let token = IDP
-            .rs
-            .sign_bytes("RS256", header.as_bytes(), claims().to_string().as_bytes());
-        assert_invalid_token(&call(&layer, &token).await, JwtErrorKind::Malformed);
-    }
 }
