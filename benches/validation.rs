@@ -391,7 +391,11 @@ fn criterion_dir() -> PathBuf {
 }
 
 fn median_ns(id: &str) -> Option<f64> {
-    let path = criterion_dir().join(id).join("new").join("estimates.json");
+    // Criterion names a benchmark's directory after its id, with `/` as `_`.
+    let path = criterion_dir()
+        .join(id.replace('/', "_"))
+        .join("new")
+        .join("estimates.json");
     let json: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     json["median"]["point_estimate"].as_f64()
 }

@@ -52,6 +52,7 @@ mod config;
 mod error;
 mod extract;
 pub mod grpc;
+mod json;
 pub mod keys;
 mod layer;
 mod response;

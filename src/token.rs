@@ -7,12 +7,7 @@
 //! [`Claims`]: crate::Claims
 
 use std::borrow::Cow;
-use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::algorithm::Algorithm;
@@ -37,119 +32,177 @@ pub(crate) struct Segments<'a> {
     pub(crate) signing_input: &'a [u8],
 }
 
-/// The number of `.` in `bytes`, counted in byte-wide lanes (which the compiler vectorises).
-fn count_dots(bytes: &[u8]) -> usize {
-    bytes
-        .chunks(255)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .fold(0u8, |n, b| n.wrapping_add(u8::from(*b == b'.'))) as usize
-        })
-        .sum()
-}
-
 /// Splits a token into its segments; five segments are a JWE.
 pub(crate) fn split(token: &[u8]) -> Result<Segments<'_>, JwtError> {
-    // Counting is one vectorised pass; then the first dot is found from the front (the header
-    // is short) and the last from the back (so is the signature).
-    match count_dots(token) {
-        2 => {}
-        4 => {
+    // The first dot is found from the front (the header is short), the last from the back (so
+    // is the signature), and the long payload between them is searched once, with `memchr`.
+    let three = || malformed("a signed token has exactly three segments");
+    let d1 = token.iter().position(|b| *b == b'.').ok_or_else(three)?;
+    let d2 = token.iter().rposition(|b| *b == b'.').ok_or_else(three)?;
+    if d1 == d2 {
+        return Err(three());
+    }
+    let payload = &token[d1 + 1..d2];
+    if payload.contains(&b'.') {
+        // Off the fast path: say whether it is an encrypted token (five segments).
+        let dots = payload.iter().filter(|b| **b == b'.').count() + 2;
+        if dots == 4 {
             return Err(JwtError::with_detail(
                 JwtErrorKind::Encrypted,
                 "five segments (JWE)",
             ));
         }
-        _ => return Err(malformed("a signed token has exactly three segments")),
+        return Err(three());
     }
-    let (Some(d1), Some(d2)) = (
-        token.iter().position(|b| *b == b'.'),
-        token.iter().rposition(|b| *b == b'.'),
-    ) else {
-        return Err(malformed("a signed token has exactly three segments"));
-    };
     let header = &token[..d1];
-    let payload = &token[d1 + 1..d2];
-    let signature = &token[d2 + 1..];
     if header.is_empty() || payload.is_empty() {
         return Err(malformed("empty header or payload segment"));
     }
     Ok(Segments {
         header,
         payload,
-        signature,
+        signature: &token[d2 + 1..],
         signing_input: &token[..d2],
     })
 }
 
+/// The request path's base64url: SIMD (AVX2 / SSSE3 / NEON, chosen at run time), unpadded,
+/// and strict: a character outside the URL-safe alphabet, padding, or set trailing bits (a
+/// non-canonical encoding) is an error.
+const B64: base64_simd::Base64 = base64_simd::URL_SAFE_NO_PAD;
+
 /// Decodes canonical unpadded base64url into `out`, returning the decoded length.
 pub(crate) fn b64_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
-    URL_SAFE_NO_PAD.decode_slice(input, out).ok()
+    let len = decoded_len(input.len())?;
+    let out = out.get_mut(..len)?;
+    B64.decode(input, base64_simd::Out::from_slice(out))
+        .ok()
+        .map(|decoded| decoded.len())
+}
+
+/// The decoded length of `encoded` unpadded base64 characters; `None` for an impossible length.
+fn decoded_len(encoded: usize) -> Option<usize> {
+    Some(
+        encoded / 4 * 3
+            + match encoded % 4 {
+                0 => 0,
+                2 => 1,
+                3 => 2,
+                _ => return None,
+            },
+    )
 }
 
 /// Decodes canonical unpadded base64url onto the heap, into a vector of exactly the decoded
 /// length (so that `Bytes::from` takes it over without another allocation).
 pub(crate) fn b64_vec(input: &[u8]) -> Option<Vec<u8>> {
-    let len = input.len() / 4 * 3
-        + match input.len() % 4 {
-            0 => 0,
-            2 => 1,
-            3 => 2,
-            _ => return None,
-        };
-    let mut out = vec![0u8; len];
-    let n = URL_SAFE_NO_PAD.decode_slice(input, &mut out).ok()?;
+    let mut out = vec![0u8; decoded_len(input.len())?];
+    let n = b64_into(input, &mut out)?;
     out.truncate(n);
     Some(out)
 }
 
 /// The JOSE header members this crate reads. Key-carrying members (`jku`, `x5u`, `jwk`, `x5c`)
 /// are deliberately not read: keys never come from the token.
-#[derive(Deserialize)]
+#[derive(Default)]
 pub(crate) struct Header<'a> {
-    #[serde(borrow)]
     pub(crate) alg: Cow<'a, str>,
     /// A string when present: `"kid": null` is not an absent `kid` (RFC 7515 §4.1.4).
-    #[serde(borrow, default, deserialize_with = "present_string")]
     pub(crate) kid: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub(crate) typ: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub(crate) cty: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub(crate) crit: Option<IgnoredAny>,
-    #[serde(default)]
-    pub(crate) b64: Option<IgnoredAny>,
+    /// Whether `crit` / `b64` are present (with a value other than `null`).
+    crit: bool,
+    b64: bool,
 }
 
-/// A member that must be a string when present (`null` is refused, not taken as absent).
-fn present_string<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    Name::deserialize(d).map(|Name(s)| Some(s))
+/// A JSON string's content from its raw text: borrowed when it has no escapes.
+fn json_string(raw: &str) -> Option<Cow<'_, str>> {
+    if let Some(s) = plain_string(raw) {
+        return Some(Cow::Borrowed(s));
+    }
+    if !raw.starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+}
+
+/// A member's name: borrowed when it has no escapes, else decoded by serde_json (which refuses
+/// lone surrogates); `None` when it cannot be decoded.
+fn member_name<'a>(member: &crate::json::Member<'a>) -> Option<Cow<'a, str>> {
+    if !member.key_escaped {
+        return Some(Cow::Borrowed(member.key));
+    }
+    serde_json::from_str::<String>(&format!("\"{}\"", member.key))
+        .ok()
+        .map(Cow::Owned)
 }
 
 /// Parses the decoded header JSON.
 pub(crate) fn parse_header(json: &[u8]) -> Result<(Header<'_>, Algorithm), JwtError> {
-    // The header is UTF-8 JSON and an object (RFC 7515 §5.2): serde_json skips the strings it
-    // ignores without checking their UTF-8, and a derived struct also reads a JSON array.
-    if std::str::from_utf8(json).is_err() || json.trim_ascii_start().first() != Some(&b'{') {
+    // The header is a UTF-8 JSON object (RFC 7515 §5.2).
+    let Ok(text) = std::str::from_utf8(json) else {
         return Err(malformed("the header is not a UTF-8 JSON object"));
+    };
+    let mut header = Header::default();
+    let (mut seen, mut has_alg, mut bad) = (0u8, false, false);
+    crate::json::members(text, |member| {
+        let Some(name) = member_name(&member) else {
+            bad = true;
+            return;
+        };
+        let bit = match &*name {
+            "alg" => 1,
+            "kid" => 2,
+            "typ" => 4,
+            "cty" => 8,
+            "crit" => 16,
+            "b64" => 32,
+            _ => return,
+        };
+        // A repeated member is refused: parsers disagree on which one wins.
+        bad |= seen & bit != 0;
+        seen |= bit;
+        let null = member.value == "null";
+        let string = || json_string(member.value);
+        match bit {
+            1 => match string() {
+                Some(alg) => (header.alg, has_alg) = (alg, true),
+                None => bad = true,
+            },
+            2 => match string() {
+                Some(kid) => header.kid = Some(kid),
+                None => bad = true,
+            },
+            4 | 8 if null => {}
+            4 | 8 => match string() {
+                Some(v) if bit == 4 => header.typ = Some(v),
+                Some(v) => header.cty = Some(v),
+                None => bad = true,
+            },
+            16 => header.crit = !null,
+            _ => header.b64 = !null,
+        }
+    })
+    .map_err(|_| malformed("the header is not a UTF-8 JSON object"))?;
+    if bad || !has_alg {
+        return Err(malformed(
+            "the header is not a JSON object with a string `alg`",
+        ));
     }
-    let header: Header<'_> = serde_json::from_slice(json)
-        .map_err(|_| malformed("the header is not a JSON object with a string `alg`"))?;
     let alg = Algorithm::from_bytes(header.alg.as_bytes()).ok_or_else(|| {
         JwtError::with_detail(
             JwtErrorKind::UnsupportedAlgorithm,
             "`alg` is none or not a supported algorithm",
         )
     })?;
-    if header.crit.is_some() {
+    if header.crit {
         return Err(JwtError::with_detail(
             JwtErrorKind::InvalidHeader,
             "`crit` names extensions this validator does not understand",
         ));
     }
-    if header.b64.is_some() {
+    if header.b64 {
         return Err(JwtError::with_detail(
             JwtErrorKind::InvalidHeader,
             "`b64` (unencoded payload) is not accepted",
@@ -166,24 +219,84 @@ pub(crate) fn parse_header(json: &[u8]) -> Result<(Header<'_>, Algorithm), JwtEr
     Ok((header, alg))
 }
 
-/// `aud`: one string or an array of strings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Audiences(pub(crate) Vec<Box<str>>);
+/// A string claim: where it sits in the payload (the common case: no escapes, so no copy), or
+/// its decoded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Text {
+    /// `payload[start..end]`.
+    Span(u32, u32),
+    /// Decoded from a string with escapes.
+    Owned(Box<str>),
+}
 
-/// The registered claims validation needs, plus the members requirements asked for.
+impl Text {
+    /// The text, given the payload it was read from.
+    pub(crate) fn get<'a>(&'a self, payload: &'a str) -> &'a str {
+        match self {
+            // Spans are made from the payload itself; the fallback is never taken.
+            Text::Span(start, end) => payload.get(*start as usize..*end as usize).unwrap_or(""),
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+/// `aud`: one string or an array of strings (`null`: an empty array).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Audiences {
+    One(Text),
+    Many(Vec<Text>),
+}
+
+/// The registered claims validation needs, plus the members requirements asked for, with the
+/// payload they were read from.
 #[derive(Debug, Default)]
 pub(crate) struct Registered {
-    pub(crate) iss: Option<Box<str>>,
-    pub(crate) sub: Option<Box<str>>,
-    pub(crate) aud: Option<Audiences>,
+    /// The payload's JSON text (checked UTF-8), exactly as the token carried it.
+    pub(crate) payload: String,
+    iss: Option<Text>,
+    sub: Option<Text>,
+    aud: Option<Audiences>,
     pub(crate) exp: Option<f64>,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
-    pub(crate) tid: Option<Box<str>>,
+    tid: Option<Text>,
     /// The top-level members requirements read (the layer's list, shared), all looked for.
     pub(crate) wanted: Wanted,
     /// The ones the payload carries: (index in `wanted`, value), in document order.
     pub(crate) captured: Vec<(usize, serde_json::Value)>,
+}
+
+impl Registered {
+    /// `iss`.
+    pub(crate) fn iss(&self) -> Option<&str> {
+        self.iss.as_ref().map(|t| t.get(&self.payload))
+    }
+
+    /// `sub`.
+    pub(crate) fn sub(&self) -> Option<&str> {
+        self.sub.as_ref().map(|t| t.get(&self.payload))
+    }
+
+    /// `tid`.
+    pub(crate) fn tid(&self) -> Option<&str> {
+        self.tid.as_ref().map(|t| t.get(&self.payload))
+    }
+
+    /// Whether the payload has an `aud` member (of any of the accepted shapes).
+    #[cfg(test)]
+    pub(crate) fn has_aud(&self) -> bool {
+        self.aud.is_some()
+    }
+
+    /// The audiences: none when `aud` is absent, `null` or `[]`.
+    pub(crate) fn audiences(&self) -> impl Iterator<Item = &str> {
+        let (one, many) = match &self.aud {
+            None => (None, &[][..]),
+            Some(Audiences::One(t)) => (Some(t), &[][..]),
+            Some(Audiences::Many(v)) => (None, &v[..]),
+        };
+        one.into_iter().chain(many).map(|t| t.get(&self.payload))
+    }
 }
 
 /// The names of the top-level members requirements read, gathered once at build time.
@@ -193,8 +306,16 @@ fn invalid_claim(detail: &'static str) -> JwtError {
     JwtError::with_detail(JwtErrorKind::InvalidClaims, detail)
 }
 
-fn numeric_date(raw: &RawValue, what: &'static str) -> Result<f64, JwtError> {
-    let n: f64 = serde_json::from_str(raw.get()).map_err(|_| invalid_claim(what))?;
+fn numeric_date(raw: &str, what: &'static str) -> Result<f64, JwtError> {
+    // The common case, a plain non-negative integer of at most 15 digits (exact in an f64),
+    // without a second parser; anything else goes through serde_json.
+    let digits = raw.as_bytes();
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        return Ok(digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64);
+    }
+    let n: f64 = serde_json::from_str(raw).map_err(|_| invalid_claim(what))?;
     if n.is_finite() {
         Ok(n)
     } else {
@@ -202,50 +323,46 @@ fn numeric_date(raw: &RawValue, what: &'static str) -> Result<f64, JwtError> {
     }
 }
 
-/// The text of a JSON string without escapes, straight from the raw value (which serde_json has
-/// checked is exactly one valid JSON value, so a quote at each end and no backslash means one
-/// string whose content needs no decoding); `None` for anything else.
-fn plain_string(raw: &RawValue) -> Option<&str> {
-    raw.get()
-        .strip_prefix('"')?
+/// The text of a JSON string without escapes, straight from a value's raw text (which the
+/// scanner has checked is exactly one valid JSON value, so a quote at each end and no backslash
+/// means one string whose content needs no decoding); `None` for anything else.
+fn plain_string(raw: &str) -> Option<&str> {
+    raw.strip_prefix('"')?
         .strip_suffix('"')
         .filter(|s| !s.contains('\\'))
 }
 
-fn string_claim(raw: &RawValue, what: &'static str) -> Result<Box<str>, JwtError> {
+/// A string member: a span of `base` (the payload) when it has no escapes.
+fn string_claim(base: &str, raw: &str, what: &'static str) -> Result<Text, JwtError> {
     if let Some(s) = plain_string(raw) {
-        return Ok(s.into());
+        // `s` borrows from `base`; its offset is found by address (checked, never assumed).
+        let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        let end = start.wrapping_add(s.len());
+        if let (Ok(a), Ok(b)) = (u32::try_from(start), u32::try_from(end))
+            && base.get(start..end) == Some(s)
+        {
+            return Ok(Text::Span(a, b));
+        }
+        return Ok(Text::Owned(s.into()));
     }
-    let s: Cow<'_, str> = serde_json::from_str(raw.get()).map_err(|_| invalid_claim(what))?;
-    Ok(s.into())
+    let s: Cow<'_, str> = serde_json::from_str(raw).map_err(|_| invalid_claim(what))?;
+    Ok(Text::Owned(s.into()))
 }
 
 /// A captured member as a JSON value.
-fn json_value(raw: &RawValue) -> Result<serde_json::Value, JwtError> {
+fn json_value(raw: &str) -> Result<serde_json::Value, JwtError> {
     if let Some(s) = plain_string(raw) {
         return Ok(serde_json::Value::String(s.to_owned()));
     }
-    serde_json::from_str(raw.get()).map_err(|_| malformed("the payload is not valid JSON"))
+    serde_json::from_str(raw).map_err(|_| malformed("the payload is not valid JSON"))
 }
 
-/// Reads the top-level object in one pass: the registered claims straight into [`Registered`],
-/// the `wanted` members as values, everything else skipped. Duplicates of a member we read are
-/// rejected (JSON parsers disagree on which one wins).
-struct Collect<'w> {
-    wanted: &'w [Box<str>],
-    r: &'w mut Registered,
-}
-
-/// What [`Collect`] found wrong in a syntactically valid object, reported after the syntax.
-#[derive(Default)]
-struct Findings {
-    duplicate: bool,
-    /// The first member of the wrong type, in document order.
-    first_error: Option<JwtError>,
-}
-
-/// The registered claims' bits in [`Collect`]'s record of members seen.
+/// The registered claims' bits in the record of members seen.
 fn registered_bit(name: &str) -> Option<u8> {
+    // Every registered name read has three letters: most members are rejected by length.
+    if name.len() != 3 {
+        return None;
+    }
     Some(match name {
         "iss" => 1,
         "sub" => 2,
@@ -260,133 +377,101 @@ fn registered_bit(name: &str) -> Option<u8> {
 
 impl Registered {
     /// Stores one registered claim from its raw JSON.
-    fn set(&mut self, bit: u8, raw: &RawValue) -> Result<(), JwtError> {
+    fn set(&mut self, base: &str, bit: u8, raw: &str) -> Result<(), JwtError> {
         match bit {
-            1 => self.iss = Some(string_claim(raw, "`iss` is not a string")?),
-            2 => self.sub = Some(string_claim(raw, "`sub` is not a string")?),
-            4 => self.aud = Some(parse_audiences(raw)?),
+            1 => self.iss = Some(string_claim(base, raw, "`iss` is not a string")?),
+            2 => self.sub = Some(string_claim(base, raw, "`sub` is not a string")?),
+            4 => self.aud = Some(parse_audiences(base, raw)?),
             8 => self.exp = Some(numeric_date(raw, "`exp` is not a NumericDate")?),
             16 => self.nbf = Some(numeric_date(raw, "`nbf` is not a NumericDate")?),
             32 => self.iat = Some(numeric_date(raw, "`iat` is not a NumericDate")?),
-            64 => self.tid = Some(string_claim(raw, "`tid` is not a string")?),
+            64 => self.tid = Some(string_claim(base, raw, "`tid` is not a string")?),
             _ => {}
         }
         Ok(())
     }
 }
 
-/// A member name, borrowed from the input unless it contains escapes.
-struct Name<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Name<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl<'de> Visitor<'de> for Collect<'_> {
-    type Value = Findings;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Findings, A::Error> {
-        let mut found = Findings::default();
-        let mut seen = 0u8;
-        while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
-            let bit = registered_bit(&key);
-            let wanted = self.wanted.iter().position(|w| **w == *key);
-            if bit.is_none() && wanted.is_none() {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let raw: &'de RawValue = map.next_value()?;
-            let mut result = Ok(());
-            if let Some(bit) = bit {
-                found.duplicate |= seen & bit != 0;
-                seen |= bit;
-                result = self.r.set(bit, raw);
-            }
-            if let Some(i) = wanted {
-                found.duplicate |= self.r.captured.iter().any(|(j, _)| *j == i);
-                result = result.and_then(|()| {
-                    self.r.captured.push((i, json_value(raw)?));
-                    Ok(())
-                });
-            }
-            if let Err(e) = result {
-                found.first_error.get_or_insert(e);
-            }
-        }
-        Ok(found)
-    }
-}
-
-impl<'de> de::DeserializeSeed<'de> for Collect<'_> {
-    type Value = Findings;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Findings, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
 /// Parses the decoded payload into the registered claims and the `wanted` top-level members.
-pub(crate) fn parse_claims(json: &[u8], wanted: &Wanted) -> Result<Registered, JwtError> {
-    use de::DeserializeSeed as _;
-    // RFC 7519 §7.2: the payload is UTF-8; serde_json does not check the strings it skips.
-    // Checked once here, so the parser below reads a `str` and checks no string again.
-    let Ok(text) = std::str::from_utf8(json) else {
+///
+/// One pass of [`json::members`](crate::json::members) checks the whole payload and hands over
+/// the top-level members; the registered claims go straight into [`Registered`], the `wanted`
+/// members become values, the rest is only checked. Duplicates of a member we read are refused
+/// (JSON parsers disagree on which one wins); a syntax error comes first, then the first member
+/// of the wrong type in document order.
+pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Registered, JwtError> {
+    // RFC 7519 §7.2: the payload is UTF-8. Checked once here; the scanner then reads a `str`.
+    let Ok(text) = String::from_utf8(payload) else {
         return Err(malformed("the payload is not UTF-8"));
     };
     let mut r = Registered {
         wanted: wanted.clone(),
         ..Registered::default()
     };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let found = Collect { wanted, r: &mut r }
-        .deserialize(&mut de)
-        .map_err(|_| malformed("the payload is not a JSON object"))?;
-    de.end()
-        .map_err(|_| malformed("the payload is not a JSON object"))?;
-    if found.duplicate {
+    let mut seen = 0u8;
+    let mut duplicate = false;
+    let mut first_error: Option<JwtError> = None;
+    // The lengths of the wanted names: most members are ruled out without a comparison.
+    let wanted_lengths = wanted
+        .iter()
+        .fold(0u64, |mask, w| mask | 1 << w.len().min(63));
+    crate::json::members(&text, |member| {
+        let Some(key) = member_name(&member) else {
+            first_error.get_or_insert(malformed("the payload is not a JSON object"));
+            return;
+        };
+        let bit = registered_bit(&key);
+        let wanted_at = if wanted_lengths & 1 << key.len().min(63) != 0 {
+            wanted.iter().position(|w| **w == *key)
+        } else {
+            None
+        };
+        let mut result = Ok(());
+        if let Some(bit) = bit {
+            duplicate |= seen & bit != 0;
+            seen |= bit;
+            result = r.set(&text, bit, member.value);
+        }
+        if let Some(i) = wanted_at {
+            duplicate |= r.captured.iter().any(|(j, _)| *j == i);
+            result = result.and_then(|()| {
+                r.captured.push((i, json_value(member.value)?));
+                Ok(())
+            });
+        }
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    })
+    .map_err(|_| malformed("the payload is not a JSON object"))?;
+    if duplicate {
         return Err(invalid_claim("the payload repeats a member"));
     }
-    if let Some(e) = found.first_error {
+    if let Some(e) = first_error {
         return Err(e);
     }
+    r.payload = text;
     Ok(r)
 }
 
-fn parse_audiences(raw: &RawValue) -> Result<Audiences, JwtError> {
-    let bad = || invalid_claim("`aud` is not a string or an array of strings");
-    let text = raw.get();
-    // `RawValue` holds exactly one JSON value, without surrounding whitespace.
-    Ok(Audiences(match text.as_bytes().first() {
-        Some(b'"') => vec![string_claim(
-            raw,
-            "`aud` is not a string or an array of strings",
-        )?],
+fn parse_audiences(base: &str, raw: &str) -> Result<Audiences, JwtError> {
+    const BAD: &str = "`aud` is not a string or an array of strings";
+    match raw.as_bytes().first() {
+        Some(b'"') => Ok(Audiences::One(string_claim(base, raw, BAD)?)),
         Some(b'[') => {
-            let many: Vec<Cow<'_, str>> = serde_json::from_str(text).map_err(|_| bad())?;
-            many.into_iter().map(Into::into).collect()
+            let many: Vec<&RawValue> = serde_json::from_str(raw).map_err(|_| invalid_claim(BAD))?;
+            let many = many
+                .into_iter()
+                .map(|item| match item.get().as_bytes().first() {
+                    Some(b'"') => string_claim(base, item.get(), BAD),
+                    _ => Err(invalid_claim(BAD)),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Audiences::Many(many))
         }
-        _ if text == "null" => Vec::new(),
-        _ => return Err(bad()),
-    }))
+        _ if raw == "null" => Ok(Audiences::Many(Vec::new())),
+        _ => Err(invalid_claim(BAD)),
+    }
 }
 
 #[cfg(test)]
@@ -493,6 +578,31 @@ mod tests {
             parse_header(br#"{"alg":"ES256","kid":"k\u0031","jku":"http://x"}"#).unwrap();
         assert_eq!(alg, Algorithm::ES256);
         assert_eq!(h.kid.as_deref(), Some("k1"));
+        // Escaped member names are decoded before they are compared; repeats are refused
+        // however they are spelled.
+        let (h, alg) = parse_header(br#"{"\u0061lg":"RS256","typ":null}"#).unwrap();
+        assert_eq!((alg, h.typ), (Algorithm::RS256, None));
+        for bad in [
+            &br#"{"alg":"RS256","\u0061lg":"HS256"}"#[..],
+            br#"{"alg":"RS256","kid":null}"#,
+            br#"{"alg":"RS256","typ":1}"#,
+            br#"{"alg":"RS256","\ud800":1}"#,
+            br#"["alg","RS256"]"#,
+            br#"{"alg":"RS256",}"#,
+        ] {
+            let err = parse_header(bad).err().map(|e| e.kind());
+            assert_eq!(
+                err,
+                Some(JwtErrorKind::Malformed),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(
+            parse_header(br#" {"alg":"RS256"} "#).is_ok(),
+            "whitespace around is JSON"
+        );
+        assert!(parse_header(br#"{"alg":"RS256","crit":null,"b64":null}"#).is_ok());
     }
 
     fn none() -> Wanted {
@@ -502,13 +612,19 @@ mod tests {
     #[test]
     fn claims_are_typed_strictly() {
         let ok = parse_claims(
-            br#"{"iss":"i","aud":["a","b"],"exp":1.5,"x":{"y":1}}"#,
+            br#"{"iss":"i","aud":["a","b\u0063"],"exp":1.5,"x":{"y":1},"sub":"s\"","tid":"t"}"#
+                .to_vec(),
             &none(),
         )
         .unwrap();
-        assert_eq!(ok.iss.as_deref(), Some("i"));
-        assert_eq!(ok.aud.unwrap().0.len(), 2);
+        assert_eq!(ok.iss(), Some("i"));
+        assert_eq!(ok.sub(), Some("s\""));
+        assert_eq!(ok.tid(), Some("t"));
+        assert_eq!(ok.audiences().collect::<Vec<_>>(), ["a", "bc"]);
         assert_eq!(ok.exp, Some(1.5));
+        let one = parse_claims(br#"{"aud":"a","exp":1700000000}"#.to_vec(), &none()).unwrap();
+        assert_eq!(one.audiences().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(one.exp, Some(1_700_000_000.0));
         for bad in [
             r#"{"exp":"1"}"#,
             r#"{"exp":1e400}"#,
@@ -520,11 +636,11 @@ mod tests {
             r#"{"exp":1,"exp":2}"#,
             r#"{"aud":"a","aud":"b"}"#,
         ] {
-            let err = parse_claims(bad.as_bytes(), &none()).unwrap_err();
+            let err = parse_claims(bad.as_bytes().to_vec(), &none()).unwrap_err();
             assert_eq!(err.kind(), JwtErrorKind::InvalidClaims, "{bad}");
         }
         for bad in ["[]", "1", "{", r#"{"a":1} x"#, "\"s\""] {
-            let err = parse_claims(bad.as_bytes(), &none()).unwrap_err();
+            let err = parse_claims(bad.as_bytes().to_vec(), &none()).unwrap_err();
             assert_eq!(err.kind(), JwtErrorKind::Malformed, "{bad}");
         }
     }
@@ -533,7 +649,7 @@ mod tests {
     fn wanted_members_are_captured() {
         let wanted: Wanted = Wanted::from(vec!["scp".into(), "realm_access".into()]);
         let r = parse_claims(
-            br#"{"scp":"a b","realm_access":{"roles":["x"]},"other":1}"#,
+            br#"{"scp":"a b","realm_access":{"roles":["x"]},"other":1}"#.to_vec(),
             &wanted,
         )
         .unwrap();
@@ -543,7 +659,34 @@ mod tests {
 
     #[test]
     fn null_audience_is_empty() {
-        let r = parse_claims(br#"{"aud":null}"#, &none()).unwrap();
-        assert_eq!(r.aud, Some(Audiences(vec![])));
+        let r = parse_claims(br#"{"aud":null}"#.to_vec(), &none()).unwrap();
+        assert!(r.has_aud());
+        assert_eq!(r.audiences().count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod base64_agreement {
+    use base64::Engine as _;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The SIMD decoder accepts and refuses exactly what the strict scalar decoder of the
+        /// `base64` crate does, with the same bytes.
+        #[test]
+        fn simd_decoding_agrees_with_the_strict_scalar_decoder(
+            text in "[A-Za-z0-9_\\-+/= .]{0,200}",
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let encoded = engine.encode(&bytes);
+            for input in [text.as_bytes(), encoded.as_bytes()] {
+                let scalar = engine.decode(input).ok();
+                prop_assert_eq!(super::b64_vec(input), scalar.clone());
+                let mut buf = [0u8; 160];
+                let into = super::b64_into(input, &mut buf).map(|n| buf[..n].to_vec());
+                prop_assert_eq!(into, scalar.filter(|v| v.len() <= 160));
+            }
+        }
     }
 }

@@ -9,8 +9,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::algorithm::AlgorithmSet;
 use crate::cache::TokenCache;
 use crate::claims::{Claims, Requirement};
@@ -319,11 +317,11 @@ impl Validator {
         // Claims.
         let payload = token::b64_vec(seg.payload)
             .ok_or_else(|| token::malformed("the payload is not canonical base64url"))?;
-        let registered = token::parse_claims(&payload, &self.wanted)?;
+        let registered = token::parse_claims(payload, &self.wanted)?;
         self.check_time(&registered)?;
         self.check_issuer(&registered, key_issuers.as_deref())?;
         self.check_audience(&registered)?;
-        let claims = Claims::new(Bytes::from(payload), registered);
+        let claims = Claims::new(registered);
         if let Some(req) = &self.requirement {
             req.check(&claims).map_err(|d| {
                 JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
@@ -369,9 +367,9 @@ impl Validator {
         r: &token::Registered,
         bound: Option<&[IssuerPattern]>,
     ) -> Result<(), JwtError> {
-        let tid = r.tid.as_deref();
+        let tid = r.tid();
         let needs_iss = bound.is_some() || !self.any_issuer;
-        let Some(iss) = r.iss.as_deref() else {
+        let Some(iss) = r.iss() else {
             if needs_iss {
                 return Err(JwtError::with_detail(
                     JwtErrorKind::InvalidIssuer,
@@ -434,14 +432,15 @@ impl Validator {
         if self.any_audience {
             return Ok(());
         }
-        let found = r.aud.as_ref().map(|a| a.0.as_slice()).unwrap_or(&[]);
-        if found.is_empty() {
+        if r.audiences().next().is_none() {
             return Err(JwtError::with_detail(
                 JwtErrorKind::InvalidAudience,
                 "`aud` is missing or empty",
             ));
         }
-        if found.iter().any(|a| self.audiences.iter().any(|w| w == a)) {
+        if r.audiences()
+            .any(|a| self.audiences.iter().any(|w| **w == *a))
+        {
             return Ok(());
         }
         Err(JwtError::with_detail(
@@ -449,8 +448,7 @@ impl Validator {
             format!(
                 "expected audience {}, found {}",
                 self.audiences.join(" or "),
-                found
-                    .iter()
+                r.audiences()
                     .map(|a| a.escape_debug().to_string())
                     .collect::<Vec<_>>()
                     .join(", ")

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -41,7 +40,7 @@ pub struct Claims {
 }
 
 struct Inner {
-    raw: Bytes,
+    /// Holds the payload text too.
     registered: Registered,
     full: OnceLock<Option<Map<String, Value>>>,
 }
@@ -57,10 +56,9 @@ impl fmt::Debug for Claims {
 }
 
 impl Claims {
-    pub(crate) fn new(raw: Bytes, registered: Registered) -> Self {
+    pub(crate) fn new(registered: Registered) -> Self {
         Claims {
             inner: Arc::new(Inner {
-                raw,
                 registered,
                 full: OnceLock::new(),
             }),
@@ -76,37 +74,34 @@ impl Claims {
     /// assert_eq!(claims.scopes().collect::<Vec<_>>(), ["a", "b"]);
     /// ```
     pub fn from_unverified_json(json: &[u8]) -> Result<Self, crate::JwtError> {
-        let registered = crate::token::parse_claims(json, &crate::token::Wanted::from([]))?;
-        Ok(Claims::new(Bytes::copy_from_slice(json), registered))
+        let registered =
+            crate::token::parse_claims(json.to_vec(), &crate::token::Wanted::from([]))?;
+        Ok(Claims::new(registered))
     }
 
     /// The payload's JSON text, exactly as the token carried it.
     pub fn raw(&self) -> &[u8] {
-        &self.inner.raw
+        self.inner.registered.payload.as_bytes()
     }
 
     /// Deserializes the payload into your own type.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.inner.raw)
+        serde_json::from_str(&self.inner.registered.payload)
     }
 
     /// `iss`.
     pub fn issuer(&self) -> Option<&str> {
-        self.inner.registered.iss.as_deref()
+        self.inner.registered.iss()
     }
 
     /// `sub`.
     pub fn subject(&self) -> Option<&str> {
-        self.inner.registered.sub.as_deref()
+        self.inner.registered.sub()
     }
 
     /// `aud`, whether the token carried one string or an array.
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
-        self.inner
-            .registered
-            .aud
-            .iter()
-            .flat_map(|a| a.0.iter().map(|s| &**s))
+        self.inner.registered.audiences()
     }
 
     /// `exp`, in seconds since the Unix epoch.
@@ -126,7 +121,7 @@ impl Claims {
 
     /// Azure AD's tenant id, `tid`.
     pub fn tenant_id(&self) -> Option<&str> {
-        self.inner.registered.tid.as_deref()
+        self.inner.registered.tid()
     }
 
     /// The calling client application: `azp` (Azure AD v2, OIDC) or `appid` (Azure AD v1).
@@ -174,7 +169,7 @@ impl Claims {
     pub fn as_map(&self) -> Option<&Map<String, Value>> {
         self.inner
             .full
-            .get_or_init(|| serde_json::from_slice(&self.inner.raw).ok())
+            .get_or_init(|| serde_json::from_str(&self.inner.registered.payload).ok())
             .as_ref()
     }
 }

@@ -449,9 +449,10 @@ impl ClaimRequirement {
     }
 
     fn check(&self, claims: &Claims) -> Result<(), Denied> {
-        let name = self.path.join(".");
+        // The name is only spelled out for a refusal: the passing path does not allocate.
+        let name = || self.path.join(".");
         let Some(claim) = claims.get_path(self.path.iter().map(|s| &**s)) else {
-            return Err(Denied(format!("missing claim {name}")));
+            return Err(Denied(format!("missing claim {}", name())));
         };
         let ok = if self.all {
             self.values.iter().all(|want| self.holds(claim, want))
@@ -461,7 +462,7 @@ impl ClaimRequirement {
         if ok {
             Ok(())
         } else {
-            Err(Denied(format!("claim {name} lacks a required value")))
+            Err(Denied(format!("claim {} lacks a required value", name())))
         }
     }
 }
