@@ -39,6 +39,7 @@
 //!
 //! See the README for the answers table, the secure defaults and their opt-outs, and the
 //! Azure AD walkthrough.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod algorithm;
