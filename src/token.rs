@@ -7,6 +7,7 @@
 //! [`Claims`]: crate::Claims
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use serde_json::value::RawValue;
 
@@ -34,16 +35,18 @@ pub(crate) struct Segments<'a> {
 
 /// Splits a token into its segments; five segments are a JWE.
 pub(crate) fn split(token: &[u8]) -> Result<Segments<'_>, JwtError> {
-    // The first dot is found from the front (the header is short), the last from the back (so
-    // is the signature), and the long payload between them is searched once, with `memchr`.
     let three = || malformed("a signed token has exactly three segments");
-    let d1 = token.iter().position(|b| *b == b'.').ok_or_else(three)?;
-    let d2 = token.iter().rposition(|b| *b == b'.').ok_or_else(three)?;
+    // A compact JWS is ASCII; as a `str`, the dots are found with `memchr` / `memrchr`: the
+    // first from the front (the header is short), the last from the back (so is the
+    // signature), then the long payload between them is searched once.
+    let text = std::str::from_utf8(token).map_err(|_| malformed("the token is not ASCII"))?;
+    let d1 = text.find('.').ok_or_else(three)?;
+    let d2 = text.rfind('.').ok_or_else(three)?;
     if d1 == d2 {
         return Err(three());
     }
     let payload = &token[d1 + 1..d2];
-    if payload.contains(&b'.') {
+    if text[d1 + 1..d2].contains('.') {
         // Off the fast path: say whether it is an encrypted token (five segments).
         let dots = payload.iter().filter(|b| **b == b'.').count() + 2;
         if dots == 4 {
@@ -78,6 +81,21 @@ pub(crate) fn b64_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
     B64.decode(input, base64_simd::Out::from_slice(out))
         .ok()
         .map(|decoded| decoded.len())
+}
+
+/// Decodes canonical unpadded base64url into an uninitialised stack buffer (no zeroing first),
+/// returning the decoded bytes.
+pub(crate) fn b64_stack<'b>(input: &[u8], out: &'b mut [MaybeUninit<u8>]) -> Option<&'b [u8]> {
+    let len = decoded_len(input.len())?;
+    let out = out.get_mut(..len)?;
+    B64.decode(input, base64_simd::Out::from_uninit_slice(out))
+        .ok()
+        .map(|decoded| &*decoded)
+}
+
+/// A stack buffer for [`b64_stack`].
+pub(crate) const fn stack_buffer() -> [MaybeUninit<u8>; 1024] {
+    [MaybeUninit::uninit(); 1024]
 }
 
 /// The decoded length of `encoded` unpadded base64 characters; `None` for an impossible length.
@@ -685,7 +703,10 @@ mod base64_agreement {
                 prop_assert_eq!(super::b64_vec(input), scalar.clone());
                 let mut buf = [0u8; 160];
                 let into = super::b64_into(input, &mut buf).map(|n| buf[..n].to_vec());
-                prop_assert_eq!(into, scalar.filter(|v| v.len() <= 160));
+                prop_assert_eq!(into, scalar.clone().filter(|v| v.len() <= 160));
+                let mut stack = super::stack_buffer();
+                let on_stack = super::b64_stack(input, &mut stack).map(<[u8]>::to_vec);
+                prop_assert_eq!(on_stack, scalar.filter(|v| v.len() <= 1024));
             }
         }
     }

@@ -242,10 +242,10 @@ impl Validator {
         if seg.header.len() > MAX_HEADER_B64 {
             return Err(token::malformed("the header is too large"));
         }
-        let mut header_buf = [0u8; 1024];
-        let header_len = token::b64_into(seg.header, &mut header_buf)
+        let mut header_buf = token::stack_buffer();
+        let header_json = token::b64_stack(seg.header, &mut header_buf)
             .ok_or_else(|| token::malformed("the header is not canonical base64url"))?;
-        let (header, alg) = token::parse_header(&header_buf[..header_len])?;
+        let (header, alg) = token::parse_header(header_json)?;
         if !self.algorithms.contains(alg) {
             return Err(JwtError::with_detail(
                 JwtErrorKind::UnsupportedAlgorithm,
@@ -269,10 +269,9 @@ impl Validator {
         if seg.signature.len() > MAX_SIGNATURE_B64 {
             return Err(token::malformed("the signature is too large"));
         }
-        let mut sig_buf = [0u8; 1024];
-        let sig_len = token::b64_into(seg.signature, &mut sig_buf)
+        let mut sig_buf = token::stack_buffer();
+        let signature = token::b64_stack(seg.signature, &mut sig_buf)
             .ok_or_else(|| token::malformed("the signature is not canonical base64url"))?;
-        let signature = &sig_buf[..sig_len];
 
         // Key lookup and signature.
         let kid = header.kid.as_deref();
