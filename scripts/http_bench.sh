@@ -31,11 +31,13 @@ cargo build --release --quiet --example echo_gateway --example handwritten_jsonw
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
 
 PIN=0
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN=1; fi
-pin() { # pin CPU command...
-  local cpu=$1; shift
-  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
-}
+ON_SERVER_CPU=()
+ON_CLIENT_CPU=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  PIN=1
+  ON_SERVER_CPU=(taskset -c "$SERVER_CPU")
+  ON_CLIENT_CPU=(taskset -c "$CLIENT_CPU")
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -47,7 +49,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The identity provider: keys, tokens and a JWKS / discovery endpoint on loopback.
-pin "$CLIENT_CPU" "$BIN/bench_idp" --out "$WORK/idp" --tokens "$TOKENS" 2>"$WORK/idp.log" &
+"${ON_CLIENT_CPU[@]}" "$BIN/bench_idp" --out "$WORK/idp" --tokens "$TOKENS" 2>"$WORK/idp.log" &
 PIDS+=($!)
 for _ in $(seq 1 600); do [ -f "$WORK/idp/ready" ] && break; sleep 0.2; done
 [ -f "$WORK/idp/ready" ] || { cat "$WORK/idp.log" >&2; echo "bench_idp did not start" >&2; exit 1; }
@@ -59,7 +61,7 @@ SERVER_PID=
 ADDR=
 start_server() { # start_server LOG command...
   local log=$1; shift
-  TOKIO_WORKER_THREADS=1 pin "$SERVER_CPU" "$@" >"$log.out" 2>"$log.err" &
+  TOKIO_WORKER_THREADS=1 "${ON_SERVER_CPU[@]}" "$@" >"$log.out" 2>"$log.err" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 1 300); do
@@ -72,17 +74,19 @@ start_server() { # start_server LOG command...
   echo "server did not start: $*" >&2
   exit 1
 }
-stop_server() {
+stop_server() { # Ctrl-C, so that echo_gateway prints its cache counters
   kill -INT "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
 }
 
 # run TOKEN_FILE -> prints requests/s
 run() {
   local tokens=$1 out
-  TOKENS="$tokens" pin "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
+  TOKENS="$tokens" "${ON_CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
     -s "$ROOT/scripts/rotate_tokens.lua" "$ADDR/echo" >/dev/null
-  out=$(TOKENS="$tokens" pin "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+  out=$(TOKENS="$tokens" "${ON_CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
     -s "$ROOT/scripts/rotate_tokens.lua" "$ADDR/echo")
   if grep -q "Non-2xx" <<<"$out"; then
     echo "$out" >&2
