@@ -40,7 +40,7 @@ use base64::Engine as _;
 use criterion::{BatchSize, Criterion};
 use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use serde_json::{Value, json};
-use support::{ALGORITHMS, AUDIENCE, SCOPE, Signer, azure_claims, issuer, now};
+use support::{ALGORITHMS, AUDIENCE, SCOPE, TestKey, azure_claims, issuer, now};
 use tower::{Layer as _, Service};
 use validate_jwt::{Requirement, StaticKeys, ValidateJwtLayer};
 
@@ -59,14 +59,14 @@ fn bearer(token: &str) -> HeaderValue {
 
 /// One algorithm's key and tokens.
 struct Case {
-    signer: Signer,
+    signer: TestKey,
     tokens: Vec<String>,
     headers: Vec<HeaderValue>,
 }
 
 impl Case {
     fn new(alg: &'static str) -> Case {
-        let signer = Signer::new(alg);
+        let signer = support::signer(alg);
         let now = now();
         let tokens: Vec<String> = (0..DISTINCT)
             .map(|i| signer.token(&azure_claims(now, i)))
@@ -83,7 +83,7 @@ impl Case {
 /// A layer like a real Azure AD API's: its keys bound to the tenant's issuer, its audience,
 /// one required scope.
 fn layer(cases: &[Case], cache: usize) -> ValidateJwtLayer {
-    let jwks = json!({"keys": cases.iter().map(|c| c.signer.jwk()).collect::<Vec<_>>()});
+    let jwks = json!({"keys": cases.iter().map(|c| c.signer.jwk(true)).collect::<Vec<_>>()});
     let keys = StaticKeys::new().add_jwks(jwks.to_string());
     ValidateJwtLayer::builder()
         .add_keys(keys.for_issuer(issuer()))
@@ -206,7 +206,7 @@ fn jsonwebtoken_decode(c: &mut Criterion, case: &Case) {
     // The crate's features enable jsonwebtoken's aws_lc_rs backend; with `--all-features` its
     // rust_crypto backend is on too, so choose the provider explicitly.
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-    let jwk = case.signer.jwk();
+    let jwk = case.signer.jwk(true);
     let s = |k: &str| jwk[k].as_str().unwrap().to_owned();
     let (alg, key) = match case.signer.alg {
         "RS256" => (

@@ -21,11 +21,11 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::response::Json;
 use serde_json::json;
-use support::{AUDIENCE, SCOPE, Signer, azure_claims, issuer, now};
+use support::{AUDIENCE, SCOPE, TestKey, azure_claims, issuer, now};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-fn write_tokens(path: &PathBuf, signer: &Signer, n: usize, now: u64) -> Result<(), BoxError> {
+fn write_tokens(path: &PathBuf, signer: &TestKey, n: usize, now: u64) -> Result<(), BoxError> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     for i in 0..n {
         let mut claims = azure_claims(now, i);
@@ -54,12 +54,12 @@ async fn main() -> Result<(), BoxError> {
     let out = out.ok_or("--out DIR is required")?;
     std::fs::create_dir_all(&out)?;
 
-    let rs = Signer::new("RS256");
-    let es = Signer::new("ES256");
+    let rs = support::signer("RS256");
+    let es = support::signer("ES256");
     let now = now();
     write_tokens(&out.join("rs256.txt"), &rs, tokens, now)?;
     write_tokens(&out.join("es256.txt"), &es, tokens, now)?;
-    let jwks = json!({"keys": [rs.jwk(), es.jwk()]});
+    let jwks = json!({"keys": [rs.jwk(true), es.jwk(true)]});
     std::fs::write(out.join("jwks.json"), jwks.to_string())?;
 
     let listener = tokio::net::TcpListener::bind(&listen).await?;

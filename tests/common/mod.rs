@@ -35,6 +35,7 @@ enum Pair {
     Ec256(EcdsaKeyPair),
     Ec384(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
+    Hmac(Vec<u8>),
 }
 
 /// A signing key with its `kid` and algorithm.
@@ -75,6 +76,14 @@ impl TestKey {
             pair: Pair::Ed(Ed25519KeyPair::generate().unwrap()),
         }
     }
+    /// A shared HMAC secret; `alg` is HS256, HS384 or HS512.
+    pub fn hmac(kid: &str, alg: &'static str, secret: &[u8]) -> Self {
+        TestKey {
+            kid: kid.into(),
+            alg,
+            pair: Pair::Hmac(secret.to_vec()),
+        }
+    }
 
     /// The public JWK, with `alg` unless `with_alg` is false.
     pub fn jwk(&self, with_alg: bool) -> Value {
@@ -91,6 +100,7 @@ impl TestKey {
                 json!({"kty":"EC","crv":crv,"x": b64(&point[1..1 + n]),"y": b64(&point[1 + n..])})
             }
             Pair::Ed(p) => json!({"kty":"OKP","crv":"Ed25519","x": b64(p.public_key().as_ref())}),
+            Pair::Hmac(secret) => json!({"kty":"oct","k": b64(secret)}),
         };
         jwk["kid"] = json!(self.kid);
         jwk["use"] = json!("sig");
@@ -122,6 +132,16 @@ impl TestKey {
                 p.sign(&rng, signing_input).unwrap().as_ref().to_vec()
             }
             Pair::Ed(p) => p.sign(signing_input).as_ref().to_vec(),
+            Pair::Hmac(secret) => {
+                let alg = match alg {
+                    "HS256" => aws_lc_rs::hmac::HMAC_SHA256,
+                    "HS384" => aws_lc_rs::hmac::HMAC_SHA384,
+                    "HS512" => aws_lc_rs::hmac::HMAC_SHA512,
+                    other => panic!("not an HMAC alg: {other}"),
+                };
+                let key = aws_lc_rs::hmac::Key::new(alg, secret);
+                aws_lc_rs::hmac::sign(&key, signing_input).as_ref().to_vec()
+            }
         }
     }
 
@@ -233,9 +253,20 @@ impl TestKey {
         let der: PublicKeyX509Der<'static> = match &self.pair {
             Pair::Rsa(p) => p.public_key().as_der().unwrap(),
             Pair::Ec256(p) | Pair::Ec384(p) => p.public_key().as_der().unwrap(),
-            Pair::Ed(_) => panic!("not needed for Ed25519"),
+            Pair::Ed(_) | Pair::Hmac(_) => panic!("not needed for Ed25519 or HMAC"),
         };
         der.as_ref().to_vec()
+    }
+
+    /// The key as aws-lc-rs parses it for verification: RSA as PKCS#1 DER, EC as the
+    /// uncompressed point, Ed25519's 32 bytes, an HMAC secret as it is.
+    pub fn public_key_bytes(&self) -> Vec<u8> {
+        match &self.pair {
+            Pair::Rsa(p) => p.public_key().as_ref().to_vec(),
+            Pair::Ec256(p) | Pair::Ec384(p) => p.public_key().as_ref().to_vec(),
+            Pair::Ed(p) => p.public_key().as_ref().to_vec(),
+            Pair::Hmac(secret) => secret.clone(),
+        }
     }
 
     /// The public key as a `PUBLIC KEY` PEM document.
