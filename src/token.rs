@@ -267,7 +267,7 @@ pub(crate) enum Audiences {
 
 /// The registered claims validation needs, plus the members requirements asked for, with the
 /// payload they were read from.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Registered {
     /// The payload's JSON text (checked UTF-8), exactly as the token carried it.
     pub(crate) payload: String,

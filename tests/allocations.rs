@@ -1,7 +1,6 @@
 //! The ready path's heap allocations, counted by a global allocator: a fixed few (the claims
 //! handed to the service and the request's extensions map), however large the token's payload,
-//! and none at all for a token the verified-token cache already holds beyond the same
-//! extensions.
+//! and, for a token the verified-token cache already holds, nothing beyond the extensions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 // A counting global allocator is the one place that needs `unsafe` (forwarding to `System`).
 #![allow(unsafe_code)]
@@ -132,12 +131,14 @@ fn a_cache_hit_allocates_only_the_extensions() {
     let mut svc = layer(&key, 100).layer(tower::service_fn(inner));
     let token = bearer(&key.token(&claims_with(10)));
     let miss = allocations_for(&mut svc, &token);
+    // The first hit copies the entry into this thread's front cache.
+    let first_hit = allocations_for(&mut svc, &token);
     let hit = allocations_for(&mut svc, &token);
     assert!(
-        hit < miss,
-        "a hit ({hit}) allocates less than a miss ({miss})"
+        hit < miss && hit < first_hit,
+        "a hit ({hit}) allocates less than a miss ({miss}) or the first hit ({first_hit})"
     );
-    // The claims are shared with the cache entry (an `Arc`); what is left is the request's
-    // extensions map and the boxed claims in it.
-    assert!(hit <= 3, "{hit} allocations on a cache hit (budget: 3)");
+    // The claims are this thread's copy (an `Arc`); what is left is the request's extensions
+    // map and the boxed claims in it.
+    assert_eq!(hit, 3, "allocations on a cache hit");
 }

@@ -146,10 +146,60 @@ async fn a_hit_returns_the_same_claims_without_verifying() {
     assert_eq!(s.provider.lookups(), 3);
     assert_eq!(second.subject(), Some("alice"));
     assert_eq!(first.raw(), second.raw());
+
+    // A token hit again is kept in this thread's front cache, with this thread's own copy of
+    // the claims: the next hits hand out that very copy.
+    let third = s.layer.validate_token(&token).await.unwrap();
+    assert_eq!(stats(&s.layer), (1, 2, 1));
+    assert_eq!(s.checks.load(Ordering::SeqCst), 1);
+    assert_eq!(s.provider.lookups(), 4);
     assert!(
-        std::ptr::eq(first.raw().as_ptr(), second.raw().as_ptr()),
-        "the very same claims"
+        std::ptr::eq(second.raw().as_ptr(), third.raw().as_ptr()),
+        "the same claims as the previous hit"
     );
+}
+
+#[test]
+fn front_cache_hits_on_other_threads_are_counted_and_checked() {
+    let key = TestKey::es256("k1");
+    let s = setup(&key, 100);
+    let token = key.token(&claims_at(NOW, 3600));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(s.layer.validate_token(&token)).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                for _ in 0..5 {
+                    runtime.block_on(s.layer.validate_token(&token)).unwrap();
+                }
+            });
+        }
+    });
+    // One miss, then 10 hits: each thread's first from the shared cache, the rest its own.
+    assert_eq!(stats(&s.layer), (1, 10, 1));
+    assert_eq!(s.checks.load(Ordering::SeqCst), 1);
+    // A rotation reaches every thread's copy.
+    s.provider.swap(key_set(&[&TestKey::es256("k2")]));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let err = runtime
+                .block_on(s.layer.validate_token(&token))
+                .unwrap_err();
+            assert_eq!(err.kind(), JwtErrorKind::UnknownKey);
+        });
+    });
+    assert_eq!(stats(&s.layer), (0, 10, 2));
 }
 
 #[tokio::test]
@@ -348,4 +398,51 @@ async fn clones_of_the_layer_share_one_cache() {
     let clone = s.layer.clone();
     clone.validate_token(&token).await.unwrap();
     assert_eq!(stats(&s.layer), (1, 1, 1));
+}
+
+/// With a JWKS URL (which tracks a key-set version), a new key set fetched for another token
+/// makes every cached token be checked against it again, in the shared cache and this
+/// thread's front cache alike.
+#[tokio::test]
+async fn a_remote_key_set_change_reaches_cached_tokens() {
+    let old = TestKey::es256("old");
+    let new = TestKey::es256("new");
+    let served = Arc::new(Mutex::new(jwks(&[&old])));
+    let body = served.clone();
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { axum::Json(body.lock().unwrap().clone()) }
+        }),
+    );
+    let addr = serve(app).await;
+    let provider = validate_jwt::RemoteJwks::builder(&format!("http://{addr}/jwks"))
+        .also_accept_issuer(ISSUER)
+        .build()
+        .unwrap();
+    let layer = ValidateJwtLayer::builder()
+        .add_provider(provider.clone())
+        .add_audience(AUDIENCE)
+        .with_token_cache(10)
+        .build()
+        .unwrap();
+    layer.ready().await.unwrap();
+    let first_version = provider.key_set_version();
+    let token = old.token(&claims());
+    for _ in 0..3 {
+        layer.validate_token(&token).await.unwrap();
+    }
+    assert_eq!(
+        stats(&layer),
+        (1, 2, 1),
+        "a miss, a shared hit, a front hit"
+    );
+
+    // The old key is rotated out; a token signed by the new one makes the layer fetch the set.
+    *served.lock().unwrap() = jwks(&[&new]);
+    layer.validate_token(&new.token(&claims())).await.unwrap();
+    assert_ne!(provider.key_set_version(), first_version);
+    let err = layer.validate_token(&token).await.unwrap_err();
+    assert_eq!(err.kind(), JwtErrorKind::UnknownKey);
 }

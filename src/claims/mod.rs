@@ -65,6 +65,12 @@ impl Claims {
         }
     }
 
+    /// A copy with its own allocation (and so its own reference count), for the token cache's
+    /// per-thread entries.
+    pub(crate) fn deep_copy(&self) -> Self {
+        Claims::new(self.inner.registered.clone())
+    }
+
     /// Claims from a JSON payload, without any verification. For tests of code that consumes
     /// claims (handlers, custom requirements); the layer never uses this.
     ///

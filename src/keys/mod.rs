@@ -342,6 +342,15 @@ pub trait JwksProvider: Send + Sync + 'static {
     /// Starts fetching in the background now rather than at the first request. Called by the
     /// layer when it is built inside a Tokio runtime, and by [`ready`](crate::ValidateJwtLayer::ready).
     fn warm_up(&self) {}
+
+    /// A number that changes whenever [`current`](Self::current) starts returning a different
+    /// key set, read without touching the set's reference count. The verified-token cache
+    /// checks it on every hit, from every thread, so answering it must be a plain load.
+    /// `None`, the default, means "not tracked": the cache then compares `current()` itself,
+    /// which is as correct and scales less well across cores.
+    fn key_set_version(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<P: JwksProvider + ?Sized> JwksProvider for Arc<P> {
@@ -356,6 +365,9 @@ impl<P: JwksProvider + ?Sized> JwksProvider for Arc<P> {
     }
     fn warm_up(&self) {
         (**self).warm_up()
+    }
+    fn key_set_version(&self) -> Option<u64> {
+        (**self).key_set_version()
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -249,6 +249,11 @@ impl JwksProvider for RemoteJwks {
         self.shared.keys.load_full()
     }
 
+    #[inline]
+    fn key_set_version(&self) -> Option<u64> {
+        Some(self.shared.version.load(Ordering::Acquire))
+    }
+
     fn refresh(&self, reason: RefreshReason) -> RefreshFuture {
         let shared = self.shared.clone();
         let current = shared.keys.load_full();
@@ -427,6 +432,7 @@ impl RemoteJwksBuilder {
             shared: Arc::new(Shared {
                 config,
                 keys: ArcSwapOption::empty(),
+                version: AtomicU64::new(0),
                 started: AtomicBool::new(false),
                 state: Mutex::new(State::default()),
                 attempts: watch::Sender::new(Attempt::default()),
@@ -475,6 +481,8 @@ impl Config {
 struct Shared {
     config: Config,
     keys: ArcSwapOption<KeySet>,
+    /// Bumped after every new key set is stored (see `JwksProvider::key_set_version`).
+    version: AtomicU64,
     /// Whether the background task was spawned: the request path's only other check.
     started: AtomicBool,
     state: Mutex<State>,
@@ -735,6 +743,8 @@ impl Shared {
                         "key set fetched"
                     );
                     self.keys.store(Some(Arc::new(set)));
+                    // After the store: a reader that sees the new version sees the new set.
+                    self.version.fetch_add(1, Ordering::Release);
                     state.unknown_kids.clear();
                 } else {
                     tracing::debug!(target: TARGET, url = %url, duration_ms, ttl_secs = ttl.as_secs(), "key set not modified");

@@ -227,4 +227,8 @@ impl JwksProvider for StaticProvider {
     fn issuers(&self) -> Option<Vec<String>> {
         self.issuers.clone()
     }
+
+    fn key_set_version(&self) -> Option<u64> {
+        Some(0)
+    }
 }
