@@ -37,9 +37,9 @@
 //!   round, a token seen once does not, and an expired entry goes first. Each entry holds one
 //!   copy of the token and the [`Claims`] (the decoded payload), so memory is bounded by
 //!   `capacity × (2 × the largest accepted token + about 200 bytes)`.
-//! * **Threads.** A token hit in the shared cache is also kept in a small front cache of the
-//!   thread that hit it ([`FRONT_SLOTS`] entries per thread, shared by every cache, CLOCK
-//!   again), with that thread's own copy of the claims. Its next hits on that thread take no
+//! * **Threads.** A token a thread looks up again soon after (within its last
+//!   [`FRONT_SLOTS`] lookups) is also kept in a small front cache of that thread ([`FRONT_SLOTS`] entries per thread, shared by
+//!   every cache, CLOCK again), with that thread's own copy of the claims. Its next hits on that thread take no
 //!   lock and write nothing another thread reads: a byte comparison, a version load per
 //!   provider, the time check, and a reference count only this thread touches. The same
 //!   freshness checks run on every front hit. Hit counters are striped by thread. Without the
@@ -296,14 +296,15 @@ impl TokenCache {
     }
 
     /// The claims of `token` if it was validated under the current key sets and is still
-    /// within its time bounds, with the entry's stamps (for the front cache).
+    /// within its time bounds, with the entry's stamps when `with_stamps` (for the front cache).
     fn get(
         &self,
         hash: u64,
         token: &[u8],
         validator: &Validator,
         now: u64,
-    ) -> Option<(Claims, Stamps)> {
+        with_stamps: bool,
+    ) -> Option<(Claims, Option<Stamps>)> {
         let mut shard = lock(self.shard(hash));
         if let Some(&slot) = shard.index.get(&hash)
             && let Some(entry) = shard.slots[slot].as_mut()
@@ -315,7 +316,8 @@ impl TokenCache {
                     .is_ok()
             {
                 entry.referenced = true;
-                let found = (entry.claims.clone(), entry.stamps.clone());
+                let stamps = with_stamps.then(|| entry.stamps.clone());
+                let found = (entry.claims.clone(), stamps);
                 shard.hits += 1;
                 return Some(found);
             }
@@ -394,8 +396,12 @@ impl TokenCache {
             return Ok(Step::Done(claims));
         }
         let hash = self.hash(token);
-        if let Some((claims, stamps)) = self.get(hash, token, validator, now) {
-            // Seen again: this thread keeps its own copy, so that its next hits share nothing
+        let hot = self.front_admits(hash);
+        if let Some((claims, stamps)) = self.get(hash, token, validator, now, hot) {
+            let Some(stamps) = stamps else {
+                return Ok(Step::Done(claims));
+            };
+            // Hot on this thread: it keeps its own copy, so that its next hits share nothing
             // with other threads (not even a reference count).
             let own = claims.deep_copy();
             self.front_put(token, own.clone(), stamps);
@@ -433,6 +439,34 @@ impl TokenCache {
             })
             .ok()
             .flatten()
+    }
+
+    /// Whether a token missing from this thread's front cache is hot enough to go in: this
+    /// thread looked it up within its last [`FRONT_SLOTS`] lookups (so it would have stayed in
+    /// a front cache that size), as told by a small direct-mapped record of recent lookups.
+    /// Many distinct tokens each seen now and then (many clients) so never churn the front
+    /// cache with copies; one token seen again and again gets in on its first shared-cache hit
+    /// after it was validated.
+    fn front_admits(&self, hash: u64) -> bool {
+        let key = hash ^ self.id.rotate_left(32);
+        FRONT
+            .try_with(|front| {
+                let Ok(mut front) = front.try_borrow_mut() else {
+                    return false;
+                };
+                front.lookups = front.lookups.wrapping_add(1);
+                let now = front.lookups;
+                let slot = (key % RECENT as u64) as usize;
+                let (seen, at) = front.recent[slot];
+                if seen == key && now.wrapping_sub(at) <= FRONT_SLOTS as u32 {
+                    front.recent[slot] = (0, 0);
+                    true
+                } else {
+                    front.recent[slot] = (key, now);
+                    false
+                }
+            })
+            .unwrap_or(false)
     }
 
     /// Keeps a token this thread has seen at least twice in its front cache (CLOCK over
@@ -488,13 +522,22 @@ struct FrontEntry {
 struct Front {
     slots: Vec<FrontEntry>,
     hand: usize,
+    /// Front-cache misses on this thread, and when each recent one was (see
+    /// `TokenCache::front_admits`).
+    lookups: u32,
+    recent: [(u64, u32); RECENT],
 }
+
+/// How many recent lookups a thread remembers when deciding what is hot.
+const RECENT: usize = 64;
 
 thread_local! {
     static FRONT: RefCell<Front> = const {
         RefCell::new(Front {
             slots: Vec::new(),
             hand: 0,
+            lookups: 0,
+            recent: [(0, 0); RECENT],
         })
     };
     /// This thread's hit counter stripe.

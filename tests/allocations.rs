@@ -131,14 +131,25 @@ fn a_cache_hit_allocates_only_the_extensions() {
     let mut svc = layer(&key, 100).layer(tower::service_fn(inner));
     let token = bearer(&key.token(&claims_with(10)));
     let miss = allocations_for(&mut svc, &token);
-    // The first hit copies the entry into this thread's front cache.
-    let first_hit = allocations_for(&mut svc, &token);
-    let hit = allocations_for(&mut svc, &token);
+    // Looked up again at once: the hit copies the entry into this thread's front cache.
+    let promotion = allocations_for(&mut svc, &token);
+    let front_hit = allocations_for(&mut svc, &token);
     assert!(
-        hit < miss && hit < first_hit,
-        "a hit ({hit}) allocates less than a miss ({miss}) or the first hit ({first_hit})"
+        front_hit < miss && front_hit < promotion,
+        "a hit ({front_hit}) allocates less than a miss ({miss}) or a promotion ({promotion})"
     );
-    // The claims are this thread's copy (an `Arc`); what is left is the request's extensions
-    // map and the boxed claims in it.
-    assert_eq!(hit, 3, "allocations on a cache hit");
+    // The claims are shared (an `Arc`); what is left is the request's extensions map and the
+    // boxed claims in it.
+    assert_eq!(front_hit, 3, "allocations on a front-cache hit");
+
+    // A token seen now and then is served from the shared cache, without a copy either.
+    let mut svc = layer(&key, 1000).layer(tower::service_fn(inner));
+    let tokens: Vec<HeaderValue> = (0..20)
+        .map(|i| bearer(&key.token(&claims_with(i % 3))))
+        .collect();
+    for token in &tokens {
+        allocations_for(&mut svc, token);
+    }
+    let shared_hit = allocations_for(&mut svc, &tokens[0]);
+    assert_eq!(shared_hit, 3, "allocations on a shared-cache hit");
 }
