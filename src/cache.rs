@@ -415,6 +415,25 @@ impl TokenCache {
         Ok(step)
     }
 
+    /// The retry after a key refresh (the lookup already missed): validates without asking
+    /// for another refresh and remembers a success.
+    pub(crate) fn verify_after_refresh(
+        &self,
+        validator: &Validator,
+        token: &[u8],
+    ) -> Result<Step, JwtError> {
+        let now = validator.clock.now();
+        let stamps = stamps(&validator.providers);
+        let step = validator.verify(token, false)?;
+        if let Step::Done(claims) = &step
+            && token.len() <= validator.max_token_bytes
+        {
+            let hash = self.hash(token);
+            self.insert(hash, token, claims.clone(), stamps, validator.leeway, now);
+        }
+        Ok(step)
+    }
+
     /// This thread's front entry for `token`, if fresh; a stale one is dropped.
     fn front_get(&self, token: &[u8], validator: &Validator, now: u64) -> Option<Claims> {
         FRONT

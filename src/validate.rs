@@ -212,7 +212,11 @@ impl Validator {
                 }
             }
         }
-        match self.verify(&token, false) {
+        let retried = match &self.token_cache {
+            Some(cache) => cache.verify_after_refresh(&self, &token),
+            None => self.verify(&token, false),
+        };
+        match retried {
             Ok(Step::Done(claims)) => self.finish_async(claims).await,
             Ok(Step::Refresh(_)) => Err(match last_error {
                 Some(e) => JwtError::keys_unavailable(e),

@@ -465,3 +465,35 @@ async fn a_remote_key_set_change_reaches_cached_tokens() {
     let err = layer.validate_token(&token).await.unwrap_err();
     assert_eq!(err.kind(), JwtErrorKind::UnknownKey);
 }
+
+/// A token validated after a cold start (the layer waited for the key set) is cached too.
+#[tokio::test]
+async fn a_token_validated_after_a_cold_start_is_cached() {
+    let key = TestKey::es256("k1");
+    let body = jwks(&[&key]);
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { axum::Json(body) }
+        }),
+    );
+    let addr = serve(app).await;
+    let layer = ValidateJwtLayer::builder()
+        .add_provider(
+            validate_jwt::RemoteJwks::builder(&format!("http://{addr}/jwks"))
+                .also_accept_issuer(ISSUER)
+                .build()
+                .unwrap(),
+        )
+        .add_audience(AUDIENCE)
+        .with_token_cache(10)
+        .build()
+        .unwrap();
+    let token = key.token(&claims());
+    // No key set yet: the first request waits for it, and its token is remembered.
+    layer.validate_token(&token).await.unwrap();
+    assert_eq!(stats(&layer), (1, 0, 1));
+    layer.validate_token(&token).await.unwrap();
+    assert_eq!(stats(&layer), (1, 1, 1));
+}
