@@ -180,26 +180,24 @@ impl AzureAd {
 
     /// The configuration as a [`ValidateJwtBuilder`], ready for requirements and other settings.
     pub fn builder(self) -> ValidateJwtBuilder {
+        // The source signs for exactly the issuers of the accepted token versions (the
+        // discovery document is still checked against its URL).
         let mut remote = RemoteJwks::discover(&self.discovery_url());
-        if self.v1 {
-            remote = remote.also_accept_issuer(&self.v1_issuer());
+        if self.v2 {
+            remote = remote.for_issuer(&self.v2_issuer());
         }
-        let mut b =
-            ValidateJwtBuilder::new().azure_v1_equivalence(Some(crate::validate::AzureV1 {
-                v1_prefix: self.v1_prefix().into(),
-                v2_prefix: format!("{}/", self.base).into(),
-                accept: self.v1,
-            }));
+        if self.v1 {
+            remote = remote.for_issuer(&self.v1_issuer());
+        }
+        let mut b = ValidateJwtBuilder::new().azure_v1_equivalence(Some(crate::issuer::AzureV1 {
+            v1_prefix: self.v1_prefix().into(),
+            v2_prefix: format!("{}/", self.base).into(),
+            accept: self.v1,
+        }));
         b = match remote.build() {
             Ok(remote) => b.add_provider(remote),
             Err(e) => b.fail(e),
         };
-        if self.v2 {
-            b = b.add_issuer(self.v2_issuer());
-        }
-        if self.v1 {
-            b = b.add_issuer(self.v1_issuer());
-        }
         for aud in self.audiences {
             b = b.add_audience(aud);
         }

@@ -12,7 +12,8 @@ use crate::claims::Requirement;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, JwtError};
 use crate::extract::TokenLocations;
-use crate::keys::{IssuerPattern, JwksProvider, RemoteJwks, StaticKeys};
+use crate::issuer::{self, AzureV1, IssuerPattern, IssuerRule, Statement};
+use crate::keys::{JwksProvider, RemoteJwks, StaticKeys};
 use crate::layer::ValidateJwtLayer;
 use crate::response::{Answers, is_quotable};
 use crate::validate::{TypPolicy, Validator};
@@ -21,6 +22,12 @@ use crate::validate::{TypPolicy, Validator};
 enum RemoteKind {
     Discovery,
     Jwks,
+}
+
+/// A fresh layer id (never 0, the id of claims no layer verified).
+fn next_layer_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The default leeway for `exp` and `nbf` (APIM's `clock-skew`): 60 seconds.
@@ -59,7 +66,8 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// ```
 #[must_use]
 pub struct ValidateJwtBuilder {
-    providers: Vec<Arc<dyn JwksProvider>>,
+    /// Each provider, and whether the issuers it states are a discovery document's.
+    providers: Vec<(Arc<dyn JwksProvider>, bool)>,
     static_keys: Vec<StaticKeys>,
     remote: Vec<(RemoteKind, String)>,
     allow_http: bool,
@@ -88,7 +96,7 @@ pub struct ValidateJwtBuilder {
     responder: Option<Arc<crate::response::Responder>>,
     key_wait: Duration,
     allowed_tenants: Vec<String>,
-    azure_v1: Option<crate::validate::AzureV1>,
+    azure_v1: Option<AzureV1>,
     token_cache: usize,
     error: Option<ConfigError>,
 }
@@ -158,14 +166,17 @@ impl ValidateJwtBuilder {
 
     /// Keys from OpenID Connect discovery (APIM's `openid-config`): the document at `url`
     /// (`…/.well-known/openid-configuration`, or RFC 8414 `…/.well-known/oauth-authorization-server`)
-    /// names the issuer and the JWKS; the keys only sign for that issuer. Repeatable. For finer
-    /// control, build a [`RemoteJwks`](crate::RemoteJwks) and use [`add_provider`](Self::add_provider).
+    /// names the issuer and the JWKS; the keys only sign for that issuer (or, when this is the
+    /// only key source, for the issuers given to [`add_issuer`](Self::add_issuer) instead).
+    /// Repeatable. For finer control, build a [`RemoteJwks`](crate::RemoteJwks) and use
+    /// [`add_provider`](Self::add_provider).
     pub fn add_openid_config(mut self, url: impl Into<String>) -> Self {
         self.remote.push((RemoteKind::Discovery, url.into()));
         self
     }
 
-    /// Keys from a JWKS URL. A JWKS does not name its issuer: also call `add_issuer`.
+    /// Keys from a JWKS URL. A JWKS does not name its issuer: also call `add_issuer` (or build a
+    /// [`RemoteJwks`](crate::RemoteJwks) with its own `for_issuer` and use `add_provider`).
     pub fn add_jwks_uri(mut self, url: impl Into<String>) -> Self {
         self.remote.push((RemoteKind::Jwks, url.into()));
         self
@@ -185,9 +196,16 @@ impl ValidateJwtBuilder {
         self
     }
 
-    /// A key source of your own (or a shared [`RemoteJwks`](crate::RemoteJwks)).
-    pub fn add_provider(mut self, provider: impl JwksProvider) -> Self {
-        self.providers.push(Arc::new(provider));
+    /// A key source of your own (or a shared [`RemoteJwks`](crate::RemoteJwks)). Its keys sign
+    /// for the issuers its [`issuers`](JwksProvider::issuers) names, read once, here at build
+    /// time (see [`add_issuer`](Self::add_issuer) for the whole rule).
+    pub fn add_provider<P: JwksProvider>(mut self, provider: P) -> Self {
+        let any: &dyn std::any::Any = &provider;
+        let discovered = any
+            .downcast_ref::<RemoteJwks>()
+            .or_else(|| any.downcast_ref::<Arc<RemoteJwks>>().map(|r| &**r))
+            .is_some_and(RemoteJwks::issuer_is_discovered);
+        self.providers.push((Arc::new(provider), discovered));
         self
     }
 
@@ -195,13 +213,42 @@ impl ValidateJwtBuilder {
 
     /// An accepted issuer (`iss`, compared exactly; repeatable, any-of). A value containing
     /// `{tenantid}` is resolved per token from its `tid` claim (Azure AD multi-tenant).
+    ///
+    /// **The issuer rule.** Every key belongs to one key source, and every source has an issuer
+    /// set. A token verified with a key is accepted only if its `iss` is in that key's source's
+    /// set and, where the key's JWK names an `issuer`, matches that too; a key never signs for
+    /// another source's issuer. A source's set is what it states (a discovery document's
+    /// `issuer`, `StaticKeys::for_issuer`, `RemoteJwksBuilder::for_issuer` /
+    /// `also_accept_issuer`, a provider's `issuers()`), and this list:
+    /// - with **one** key source, *is* its set: it replaces a discovery document's issuer
+    ///   (APIM's `<issuers>` beside `<openid-config>`: custom domains, a proxy's URL), and narrows
+    ///   issuers stated explicitly — listing one the source does not state is a `build()` error;
+    /// - with **several** key sources, goes to the sources that state no issuer (bare JWKS URLs,
+    ///   static keys without `for_issuer`), less any issuer another source names as its own. A
+    ///   listed issuer no source can accept, or a source left without one, is a `build()` error.
+    ///
+    /// ```
+    /// use validate_jwt::{ConfigError, StaticKeys, ValidateJwtLayer};
+    ///
+    /// let secret = b"a shared secret of at least 32 bytes!";
+    /// // Keys bound to one issuer cannot be widened to another here.
+    /// let err = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, secret).for_issuer("https://a.example"))
+    ///     .add_issuer("https://b.example")
+    ///     .add_audience("api://echo")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, ConfigError::UnreachableIssuer { .. }));
+    /// ```
     pub fn add_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
         self
     }
 
-    /// Accept any issuer. Only for key sources that do not name their issuer, when every
-    /// issuer signing with those keys is trusted.
+    /// Accept any issuer (and a token without `iss`) from the key sources that state no issuer
+    /// of their own, when every issuer signing with those keys is trusted. Issuers other sources
+    /// name as their own are still refused from these keys; sources that name issuers keep
+    /// their rule. A `build()` error when no source is unbound, or together with `add_issuer`.
     pub fn danger_accept_any_issuer(mut self) -> Self {
         self.any_issuer = true;
         self
@@ -438,7 +485,7 @@ impl ValidateJwtBuilder {
         self
     }
 
-    pub(crate) fn azure_v1_equivalence(mut self, v1: Option<crate::validate::AzureV1>) -> Self {
+    pub(crate) fn azure_v1_equivalence(mut self, v1: Option<AzureV1>) -> Self {
         self.azure_v1 = v1;
         self
     }
@@ -468,7 +515,9 @@ impl ValidateJwtBuilder {
             if let Some(client) = &self.http_client {
                 remote = remote.client(client.clone());
             }
-            providers.push(Arc::new(remote.build()?));
+            let remote = remote.build()?;
+            let discovered = remote.issuer_is_discovered();
+            providers.push((Arc::new(remote), discovered));
         }
         let dynamic_sources = providers.len();
         let mut has_hmac = false;
@@ -486,7 +535,7 @@ impl ValidateJwtBuilder {
             let provider = keys
                 .into_provider()
                 .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
-            providers.push(Arc::new(provider));
+            providers.push((Arc::new(provider), false));
         }
         if providers.is_empty() {
             return Err(ConfigError::NoKeySource);
@@ -497,17 +546,25 @@ impl ValidateJwtBuilder {
         if self.audiences.iter().any(String::is_empty) {
             return Err(ConfigError::InvalidSetting("an empty audience".into()));
         }
-        if self.issuers.is_empty()
-            && !self.any_issuer
-            && providers
-                .iter()
-                .any(|p| p.issuers().is_none_or(|i| i.is_empty()))
-        {
-            return Err(ConfigError::NoIssuerDecision);
-        }
-        if self.issuers.iter().any(String::is_empty) {
-            return Err(ConfigError::InvalidSetting("an empty issuer".into()));
-        }
+        let statements: Vec<Statement> = providers
+            .iter()
+            .map(|(p, discovered)| Statement {
+                issuers: p
+                    .issuers()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|i| !i.is_empty())
+                    .map(|i| IssuerPattern::new(i))
+                    .collect(),
+                discovered: *discovered,
+            })
+            .collect();
+        let issuer_rule = IssuerRule {
+            sources: issuer::assign(&statements, &self.issuers, self.any_issuer)?,
+            allowed_tenants: self.allowed_tenants.into_iter().map(Into::into).collect(),
+            azure_v1: self.azure_v1,
+        };
+        let providers: Vec<Arc<dyn JwksProvider>> = providers.into_iter().map(|(p, _)| p).collect();
 
         let algorithms = if self.algorithms.is_empty() {
             let mut set = AlgorithmSet::of(Algorithm::ASYMMETRIC);
@@ -630,8 +687,7 @@ impl ValidateJwtBuilder {
             typ: self.typ,
             leeway: self.leeway.as_secs(),
             require_exp: self.require_exp,
-            issuers: self.issuers.iter().map(|i| IssuerPattern::new(i)).collect(),
-            any_issuer: self.any_issuer,
+            issuer_rule,
             audiences: self
                 .audiences
                 .into_iter()
@@ -654,8 +710,7 @@ impl ValidateJwtBuilder {
                 retry_after_secs: 10,
             },
             key_wait: self.key_wait,
-            allowed_tenants: self.allowed_tenants.into_iter().map(Into::into).collect(),
-            azure_v1: self.azure_v1,
+            id: next_layer_id(),
             token_cache: crate::cache::TokenCache::new(self.token_cache),
         };
         Ok(ValidateJwtLayer {

@@ -20,12 +20,22 @@ pub enum ConfigError {
         "no key source: call `add_openid_config`, `add_jwks_uri`, `add_keys` or `add_provider`"
     )]
     NoKeySource,
-    /// A key source with no issuer of its own (a bare JWKS URL or static keys) was configured
-    /// without `add_issuer` or the opt-out `danger_accept_any_issuer`.
+    /// A key source with no issuer of its own (a bare JWKS URL or static keys) was left
+    /// without one: no `add_issuer` for it (with several sources, the listed issuers all
+    /// belong to other sources), and no opt-out `danger_accept_any_issuer`.
     #[error(
-        "no issuer decision: a JWKS URL or static keys do not name their issuer; call `add_issuer` or `danger_accept_any_issuer`"
+        "no issuer decision: a key source (a JWKS URL, static keys or a provider) names no issuer; bind it where it is configured (`StaticKeys::for_issuer`, `RemoteJwksBuilder::for_issuer`) or call `add_issuer`, or, if you really mean it, `danger_accept_any_issuer`"
     )]
     NoIssuerDecision,
+    /// An issuer given to `add_issuer` that no key source could ever accept: the sources all
+    /// name issuers of their own, and none of them is this one.
+    #[error("issuer {issuer:?} can never be accepted: {reason}")]
+    UnreachableIssuer {
+        /// The issuer as given.
+        issuer: String,
+        /// Why, and what to call instead.
+        reason: String,
+    },
     /// The algorithm allow-list ended up empty, or it names no algorithm the configured keys support.
     #[error("no usable algorithm: {0}")]
     NoAlgorithm(String),
@@ -106,11 +116,16 @@ pub enum JwtErrorKind {
     /// No key set is available (the key endpoint has failed since start).
     /// Answer: 503 with `Retry-After`.
     KeysUnavailable,
+    /// The server is set up wrongly, not the request: a [`RequireClaimsLayer`](crate::RequireClaimsLayer)
+    /// reached with no claims verified by the [`ValidateJwtLayer`](crate::ValidateJwtLayer) it was
+    /// made from (that layer is missing outside it, or another layer verified the claims). The
+    /// detail names the fix. Answer: 500 (gRPC `INTERNAL`), no `WWW-Authenticate`, logged as an error.
+    Misconfigured,
 }
 
 impl JwtErrorKind {
     /// Every kind, for tables and tests.
-    pub const ALL: [JwtErrorKind; 16] = [
+    pub const ALL: [JwtErrorKind; 17] = [
         Self::Missing,
         Self::InvalidRequest,
         Self::TooLarge,
@@ -127,6 +142,7 @@ impl JwtErrorKind {
         Self::InvalidAudience,
         Self::InsufficientScope,
         Self::KeysUnavailable,
+        Self::Misconfigured,
     ];
 
     /// A short, stable, lowercase name (`"expired"`, `"invalid_signature"`, …) for logs and metrics.
@@ -148,6 +164,7 @@ impl JwtErrorKind {
             Self::InvalidAudience => "invalid_audience",
             Self::InsufficientScope => "insufficient_scope",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::Misconfigured => "misconfigured",
         }
     }
 
@@ -170,6 +187,7 @@ impl JwtErrorKind {
             Self::InvalidAudience => "the token's audience is not accepted",
             Self::InsufficientScope => "the token lacks a required scope or claim",
             Self::KeysUnavailable => "signing keys are unavailable; try again later",
+            Self::Misconfigured => "the server's token validation is misconfigured",
         }
     }
 }

@@ -183,7 +183,12 @@ where
                 request.extensions_mut().insert(claims);
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Check::Anonymous => ResponseFuture::inner(self.inner.call(request)),
+            Check::Anonymous => {
+                request
+                    .extensions_mut()
+                    .insert(PassedAnonymously(self.validator.id));
+                ResponseFuture::inner(self.inner.call(request))
+            }
             Check::Invalid(err) => {
                 let grpc = is_grpc(request.headers());
                 ResponseFuture::rejected_bytes(self.validator.answers.respond(&err, grpc))
@@ -317,8 +322,20 @@ where
     }
 }
 
+/// Put in a request's extensions by [`ValidateJwt`] when it lets a request through without a
+/// token (`allow_anonymous`, `skip_if`): the layer's id, so that a [`RequireClaims`] made from
+/// that layer answers "no token" rather than "misconfigured".
+#[derive(Debug, Clone, Copy)]
+struct PassedAnonymously(u64);
+
 /// A per-route layer adding a [`Requirement`] to what [`ValidateJwtLayer`] checks; made by
 /// [`ValidateJwtLayer::require`].
+///
+/// It reads the claims its own [`ValidateJwtLayer`] verified, and only those: claims verified by
+/// another `ValidateJwtLayer` (whose issuer and audience rules are not this one's), or a request
+/// that reached it without passing through its layer at all, get a 500
+/// ([`JwtErrorKind::Misconfigured`]) whose description names the fix, and a `tracing` error. A
+/// request its layer let through without a token (`allow_anonymous`) gets the usual 401.
 #[derive(Clone)]
 pub struct RequireClaimsLayer {
     validator: Arc<Validator>,
@@ -378,11 +395,32 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let validator = &self.layer.validator;
         let grpc = is_grpc(request.headers());
-        let Some(claims) = request.extensions().get::<Claims>().cloned() else {
-            // No claims: the request came without a token through an optional or skipping
-            // ValidateJwtLayer (or the layer is missing, which the route cannot fix here).
-            let err = JwtError::new(JwtErrorKind::Missing);
-            return ResponseFuture::rejected_bytes(validator.answers.respond(&err, grpc));
+        let own = validator.id;
+        let claims = match request.extensions().get::<Claims>() {
+            Some(claims) if claims.layer() == own => claims.clone(),
+            Some(_) => {
+                let err = JwtError::with_detail(
+                    JwtErrorKind::Misconfigured,
+                    "the claims were verified by another ValidateJwtLayer than the one this                      RequireClaimsLayer was made from: make it with `require` on the layer                      that validates this route's requests",
+                );
+                return ResponseFuture::rejected_bytes(validator.answers.respond(&err, grpc));
+            }
+            None => {
+                let anonymous = request
+                    .extensions()
+                    .get::<PassedAnonymously>()
+                    .is_some_and(|p| p.0 == own);
+                let err = if anonymous {
+                    // Its own layer let the request through without a token.
+                    JwtError::new(JwtErrorKind::Missing)
+                } else {
+                    JwtError::with_detail(
+                        JwtErrorKind::Misconfigured,
+                        "the request reached a RequireClaimsLayer without passing through the                          ValidateJwtLayer it was made from: add that layer outside this route                          (`.layer(jwt)` on the router)",
+                    )
+                };
+                return ResponseFuture::rejected_bytes(validator.answers.respond(&err, grpc));
+            }
         };
         let denied = |d: crate::Denied| {
             JwtError::insufficient(d.reason().to_owned(), self.layer.required_scopes.clone())

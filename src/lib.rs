@@ -53,6 +53,7 @@ mod config;
 mod error;
 mod extract;
 pub mod grpc;
+mod issuer;
 mod json;
 pub mod keys;
 mod layer;

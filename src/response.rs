@@ -43,17 +43,19 @@ pub(crate) fn classify(kind: JwtErrorKind) -> (StatusCode, Option<&'static str>)
         JwtErrorKind::InvalidRequest => (StatusCode::BAD_REQUEST, Some("invalid_request")),
         JwtErrorKind::InsufficientScope => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
         JwtErrorKind::KeysUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+        JwtErrorKind::Misconfigured => (StatusCode::INTERNAL_SERVER_ERROR, None),
         _ => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
     }
 }
 
-/// The gRPC status code of a kind: UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE or
-/// INVALID_ARGUMENT.
+/// The gRPC status code of a kind: UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE,
+/// INVALID_ARGUMENT or INTERNAL.
 pub(crate) fn grpc_code(kind: JwtErrorKind) -> u8 {
     match kind {
         JwtErrorKind::InvalidRequest => 3,
         JwtErrorKind::InsufficientScope => 7,
         JwtErrorKind::KeysUnavailable => 14,
+        JwtErrorKind::Misconfigured => 13,
         _ => 16,
     }
 }
@@ -111,8 +113,10 @@ impl Answers {
                 description = message;
             }
         }
-        if kind == JwtErrorKind::InsufficientScope
-            && let Some(detail) = err.detail().filter(|d| is_quotable(d))
+        if matches!(
+            kind,
+            JwtErrorKind::InsufficientScope | JwtErrorKind::Misconfigured
+        ) && let Some(detail) = err.detail().filter(|d| is_quotable(d))
         {
             description = detail;
         }
@@ -143,18 +147,21 @@ impl Answers {
                 .header(header::CONTENT_TYPE, "application/json");
             let error = code.unwrap_or(match kind {
                 JwtErrorKind::KeysUnavailable => "temporarily_unavailable",
+                JwtErrorKind::Misconfigured => "server_error",
                 _ => "unauthorized",
             });
             let body = serde_json::json!({ "error": error, "error_description": description });
             Bytes::from(body.to_string())
         };
-        if kind != JwtErrorKind::KeysUnavailable {
-            builder = builder.header(header::WWW_AUTHENTICATE, challenge);
-        } else {
-            builder = builder.header(
-                header::RETRY_AFTER,
-                self.retry_after_secs.max(1).to_string(),
-            );
+        match kind {
+            JwtErrorKind::KeysUnavailable => {
+                builder = builder.header(
+                    header::RETRY_AFTER,
+                    self.retry_after_secs.max(1).to_string(),
+                );
+            }
+            JwtErrorKind::Misconfigured => {}
+            _ => builder = builder.header(header::WWW_AUTHENTICATE, challenge),
         }
         let mut response = match builder.body(body) {
             Ok(r) => r,
@@ -182,6 +189,9 @@ fn log(err: &JwtError) {
         }
         JwtErrorKind::KeysUnavailable => {
             tracing::warn!(target: "validate_jwt", kind, error = %err, "request refused: no keys")
+        }
+        JwtErrorKind::Misconfigured => {
+            tracing::error!(target: "validate_jwt", kind, detail, "request refused: the layers are set up wrongly")
         }
         _ => tracing::info!(target: "validate_jwt", kind, detail, "request refused"),
     }
@@ -336,6 +346,12 @@ mod tests {
                     assert_eq!(r.headers()[header::RETRY_AFTER], "5");
                     assert_eq!(body["error"], "temporarily_unavailable");
                 }
+                JwtErrorKind::Misconfigured => {
+                    assert_eq!(r.status(), 500);
+                    assert_eq!(www, None);
+                    assert_eq!(body["error"], "server_error");
+                    assert_eq!(body["error_description"], desc);
+                }
                 _ => {
                     assert_eq!(r.status(), 401, "{kind}");
                     assert_eq!(
@@ -387,6 +403,7 @@ mod tests {
             (JwtErrorKind::InsufficientScope, "7"),
             (JwtErrorKind::KeysUnavailable, "14"),
             (JwtErrorKind::InvalidRequest, "3"),
+            (JwtErrorKind::Misconfigured, "13"),
         ] {
             let r = answers.respond(&JwtError::new(kind), true);
             assert_eq!(r.status(), 200);

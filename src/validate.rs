@@ -15,7 +15,8 @@ use crate::claims::{Claims, Requirement};
 use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 use crate::extract::TokenLocations;
-use crate::keys::{IssuerPattern, JwksProvider, RefreshReason};
+use crate::issuer::IssuerRule;
+use crate::keys::{JwksProvider, KeySet, RefreshReason};
 use crate::response::Answers;
 use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64};
 
@@ -65,24 +66,6 @@ impl TypPolicy {
     }
 }
 
-/// Azure AD: a v1 issuer (`https://sts.windows.net/{tid}/`) is the same authority as the v2
-/// issuer (`https://login.microsoftonline.com/{tid}/v2.0`) when checking a key's own `issuer`.
-#[derive(Debug, Clone)]
-pub(crate) struct AzureV1 {
-    pub(crate) v1_prefix: Box<str>,
-    pub(crate) v2_prefix: Box<str>,
-    /// Whether v1 tokens are accepted; when not, a v1 token gets an explanation.
-    pub(crate) accept: bool,
-}
-
-impl AzureV1 {
-    /// The v2 form of a v1 issuer, if `iss` is one.
-    fn v2_form(&self, iss: &str) -> Option<String> {
-        let tenant = iss.strip_prefix(&*self.v1_prefix)?.strip_suffix('/')?;
-        Some(format!("{}{tenant}/v2.0", self.v2_prefix))
-    }
-}
-
 /// A skip predicate: requests it matches pass without a token (and without claims).
 pub(crate) type Skip = dyn Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync;
 
@@ -94,8 +77,8 @@ pub(crate) struct Validator {
     pub(crate) typ: TypPolicy,
     pub(crate) leeway: u64,
     pub(crate) require_exp: bool,
-    pub(crate) issuers: Vec<IssuerPattern>,
-    pub(crate) any_issuer: bool,
+    /// Which issuers each source (same index as `providers`) signs for: the one issuer rule.
+    pub(crate) issuer_rule: IssuerRule,
     pub(crate) audiences: Vec<Box<str>>,
     pub(crate) any_audience: bool,
     pub(crate) max_token_bytes: usize,
@@ -108,8 +91,8 @@ pub(crate) struct Validator {
     pub(crate) skip: Option<Arc<Skip>>,
     pub(crate) answers: Answers,
     pub(crate) key_wait: Duration,
-    pub(crate) allowed_tenants: Vec<Box<str>>,
-    pub(crate) azure_v1: Option<AzureV1>,
+    /// Tells this layer's claims from another's (see [`Claims`]'s layer id).
+    pub(crate) id: u64,
     /// The verified-token cache, when turned on.
     pub(crate) token_cache: Option<TokenCache>,
 }
@@ -281,22 +264,19 @@ impl Validator {
         let kid = header.kid.as_deref();
         let mut cold = false;
         let mut tried = false;
-        // The verified key's issuer binding (all that is needed of the key afterwards).
-        let mut verified: Option<Option<Arc<[IssuerPattern]>>> = None;
-        'providers: for provider in &self.providers {
+        // The source and key set of the key that verified the signature.
+        let mut verified: Option<(usize, Arc<KeySet>, usize)> = None;
+        for (source, provider) in self.providers.iter().enumerate() {
             let Some(set) = provider.current() else {
                 cold = true;
                 continue;
             };
-            for candidate in set.candidates(kid, alg) {
-                tried = true;
-                if candidate.verify(alg, seg.signing_input, signature) {
-                    verified = Some(candidate.issuers.clone());
-                    break 'providers;
-                }
+            if let Some(key) = set.verify(kid, alg, seg.signing_input, signature, &mut tried) {
+                verified = Some((source, set, key));
+                break;
             }
         }
-        let Some(key_issuers) = verified else {
+        let Some((source, set, key)) = verified else {
             if tried && kid.is_some() {
                 return Err(JwtError::new(JwtErrorKind::InvalidSignature));
             }
@@ -322,9 +302,13 @@ impl Validator {
             .ok_or_else(|| token::malformed("the payload is not canonical base64url"))?;
         let registered = token::parse_claims(payload, &self.wanted)?;
         self.check_time(&registered)?;
-        self.check_issuer(&registered, key_issuers.as_deref())?;
+        // The one issuer rule (src/issuer.rs), for the key that verified the signature.
+        let key = set
+            .key_at(key)
+            .ok_or_else(|| JwtError::new(JwtErrorKind::InvalidSignature))?;
+        self.issuer_rule.check(source, &set, key, &registered)?;
         self.check_audience(&registered)?;
-        let claims = Claims::new(registered);
+        let claims = Claims::new(registered, self.id);
         if let Some(req) = &self.requirement {
             req.check(&claims).map_err(|d| {
                 JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
@@ -361,72 +345,6 @@ impl Validator {
             && now + leeway < nbf
         {
             return Err(JwtError::new(JwtErrorKind::NotYetValid));
-        }
-        Ok(())
-    }
-
-    fn check_issuer(
-        &self,
-        r: &token::Registered,
-        bound: Option<&[IssuerPattern]>,
-    ) -> Result<(), JwtError> {
-        let tid = r.tid();
-        let needs_iss = bound.is_some() || !self.any_issuer;
-        let Some(iss) = r.iss() else {
-            if needs_iss {
-                return Err(JwtError::with_detail(
-                    JwtErrorKind::InvalidIssuer,
-                    "`iss` is missing",
-                ));
-            }
-            return Ok(());
-        };
-        let v2_form = self.azure_v1.as_ref().and_then(|a| a.v2_form(iss));
-        if v2_form.is_some() && self.azure_v1.as_ref().is_some_and(|a| !a.accept) {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::InvalidIssuer,
-                "a v1 token at a configuration that accepts v2 tokens only: set \
-                 `accessTokenAcceptedVersion: 2` in the API's app manifest, or accept v1 tokens",
-            ));
-        }
-        if let Some(bound) = bound
-            && !bound.iter().any(|p| p.matches(iss, tid))
-            && !v2_form
-                .as_deref()
-                .is_some_and(|v2| bound.iter().any(|p| p.matches(v2, tid)))
-        {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::InvalidIssuer,
-                format!(
-                    "the signing key belongs to {}",
-                    bound
-                        .iter()
-                        .map(IssuerPattern::as_str)
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ),
-            ));
-        }
-        if !self.allowed_tenants.is_empty()
-            && !tid.is_some_and(|t| self.allowed_tenants.iter().any(|a| **a == *t))
-        {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::InvalidIssuer,
-                "the token's tenant (`tid`) is not allowed",
-            ));
-        }
-        if !self.issuers.is_empty() && !self.issuers.iter().any(|p| p.matches(iss, tid)) {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::InvalidIssuer,
-                format!(
-                    "expected issuer {}",
-                    self.issuers
-                        .iter()
-                        .map(IssuerPattern::as_str)
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ),
-            ));
         }
         Ok(())
     }

@@ -42,6 +42,8 @@ pub struct Claims {
 struct Inner {
     /// Holds the payload text too.
     registered: Registered,
+    /// The id of the layer that verified these claims (0: none, see `from_unverified_json`).
+    layer: u64,
     full: OnceLock<Option<Map<String, Value>>>,
 }
 
@@ -56,10 +58,11 @@ impl fmt::Debug for Claims {
 }
 
 impl Claims {
-    pub(crate) fn new(registered: Registered) -> Self {
+    pub(crate) fn new(registered: Registered, layer: u64) -> Self {
         Claims {
             inner: Arc::new(Inner {
                 registered,
+                layer,
                 full: OnceLock::new(),
             }),
         }
@@ -68,7 +71,7 @@ impl Claims {
     /// A copy with its own allocation (and so its own reference count), for the token cache's
     /// per-thread entries.
     pub(crate) fn deep_copy(&self) -> Self {
-        Claims::new(self.inner.registered.clone())
+        Claims::new(self.inner.registered.clone(), self.inner.layer)
     }
 
     /// Claims from a JSON payload, without any verification. For tests of code that consumes
@@ -82,7 +85,13 @@ impl Claims {
     pub fn from_unverified_json(json: &[u8]) -> Result<Self, crate::JwtError> {
         let registered =
             crate::token::parse_claims(json.to_vec(), &crate::token::Wanted::from([]))?;
-        Ok(Claims::new(registered))
+        Ok(Claims::new(registered, 0))
+    }
+
+    /// The id of the [`ValidateJwtLayer`](crate::ValidateJwtLayer) that verified these claims;
+    /// 0 for claims no layer verified.
+    pub(crate) fn layer(&self) -> u64 {
+        self.inner.layer
     }
 
     /// The payload's JSON text, exactly as the token carried it.

@@ -6,7 +6,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::TENANT_PLACEHOLDER;
-use super::fetch::{check_scheme, display_url};
+use super::fetch::{check_pointed, display_url};
 use crate::error::{KeyError, KeyErrorKind};
 
 const OPENID: &str = "/.well-known/openid-configuration";
@@ -25,7 +25,8 @@ pub(crate) struct Discovery {
     issuer: String,
     /// `issuer` with its first path segment (Azure AD's tenant) replaced by `{tenantid}`.
     template: Option<String>,
-    /// Whether that segment is one of Azure AD's tenant-independent names.
+    /// Whether the document may name the `{tenantid}` template: the URL's tenant segment is
+    /// one of Azure AD's tenant-independent names, or `danger_accept_tenant_template`.
     multi_tenant: bool,
 }
 
@@ -44,7 +45,7 @@ struct Metadata {
 
 impl Discovery {
     /// Derives the issuer from a metadata URL; `Err` says why the URL is not one.
-    pub(crate) fn new(url: Url) -> Result<Self, &'static str> {
+    pub(crate) fn new(url: Url, accept_template: bool) -> Result<Self, &'static str> {
         let path = url.path();
         let issuer_path = if let Some(prefix) = path.strip_suffix(OPENID) {
             prefix
@@ -75,7 +76,8 @@ impl Discovery {
             let slash = if rest.is_empty() { "" } else { "/" };
             format!("{origin}/{TENANT_PLACEHOLDER}{slash}{rest}")
         });
-        let multi_tenant = AZURE_MULTI_TENANT.contains(&tenant);
+        let multi_tenant =
+            template.is_some() && (accept_template || AZURE_MULTI_TENANT.contains(&tenant));
         Ok(Discovery {
             url,
             issuer,
@@ -105,21 +107,24 @@ impl Discovery {
     }
 
     /// Whether a document's `issuer` is the one this URL was derived from: identical, up to
-    /// the terminating `/` §4.1 strips, or Azure AD's template with `{tenantid}` exactly where the
-    /// URL names its tenant.
+    /// the terminating `/` §4.1 strips, or — for Azure AD's multi-tenant URLs only — its
+    /// template with `{tenantid}` exactly where the URL names its tenant. A single-tenant URL
+    /// whose document names the template would bind its keys to every tenant: refused.
     fn issuer_matches(&self, doc_issuer: &str) -> bool {
         let same = |expected: &str| {
             doc_issuer == expected || doc_issuer.strip_suffix('/') == Some(expected)
         };
         if doc_issuer.contains(TENANT_PLACEHOLDER) {
-            self.template.as_deref().is_some_and(same)
+            self.multi_tenant && self.template.as_deref().is_some_and(same)
         } else {
             same(&self.issuer)
         }
     }
 
     /// Reads a metadata document: `issuer` and `jwks_uri` are required strings, the issuer must
-    /// match, and `jwks_uri` must pass the https rule.
+    /// match, and `jwks_uri` must be https (plain http only with `allow_http`, or when the
+    /// metadata URL is itself loopback) and may not point at a loopback or private address
+    /// unless the metadata URL does.
     pub(crate) fn read(&self, body: &[u8], allow_http: bool) -> Result<Document, KeyError> {
         let url = display_url(&self.url);
         let meta: Metadata = serde_json::from_slice(body).map_err(|e| {
@@ -145,7 +150,8 @@ impl Discovery {
             )
         };
         let jwks_uri = Url::parse(&meta.jwks_uri).map_err(|e| invalid(e.to_string()))?;
-        check_scheme(&jwks_uri, allow_http).map_err(|reason| invalid(reason.to_owned()))?;
+        check_pointed(&jwks_uri, &self.url, allow_http)
+            .map_err(|reason| invalid(reason.to_owned()))?;
         Ok(Document {
             issuer: meta.issuer,
             jwks_uri,
@@ -158,7 +164,7 @@ mod tests {
     use super::*;
 
     fn discovery(url: &str) -> Discovery {
-        Discovery::new(Url::parse(url).unwrap()).unwrap()
+        Discovery::new(Url::parse(url).unwrap(), false).unwrap()
     }
 
     fn doc(issuer: &str, jwks_uri: &str) -> Vec<u8> {
@@ -192,7 +198,10 @@ mod tests {
             "https://idp.example/.well-known/openid-configurationx",
             "https://idp.example/.well-known/oauth-authorization-serverx",
         ] {
-            assert!(Discovery::new(Url::parse(url).unwrap()).is_err(), "{url}");
+            assert!(
+                Discovery::new(Url::parse(url).unwrap(), false).is_err(),
+                "{url}"
+            );
         }
     }
 
@@ -251,6 +260,58 @@ mod tests {
         assert_eq!(
             d.expected_issuers()[0],
             format!("https://login.microsoftonline.com/{guid}/v2.0")
+        );
+    }
+
+    #[test]
+    fn a_single_tenant_url_never_takes_the_template() {
+        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        let keys = "https://login.microsoftonline.com/k";
+        for tenant in [
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "contoso.onmicrosoft.com",
+            "x",
+        ] {
+            let url = format!(
+                "https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration"
+            );
+            let err = discovery(&url)
+                .read(&doc(template, keys), false)
+                .unwrap_err();
+            assert_eq!(err.kind(), KeyErrorKind::IssuerMismatch, "{tenant}");
+            // Unless the template is explicitly accepted for this source.
+            let opted = Discovery::new(Url::parse(&url).unwrap(), true).unwrap();
+            assert_eq!(
+                opted.read(&doc(template, keys), false).unwrap().issuer,
+                template
+            );
+            assert_eq!(opted.expected_issuers()[0], template);
+        }
+    }
+
+    #[test]
+    fn a_discovered_jwks_uri_never_points_inside_from_outside() {
+        let d = discovery("https://idp.example/.well-known/openid-configuration");
+        for inside in [
+            "http://127.0.0.1:8080/keys",
+            "https://127.0.0.1/keys",
+            "http://localhost/keys",
+            "https://169.254.169.254/keys",
+            "https://[::1]/keys",
+        ] {
+            for allow_http in [false, true] {
+                let err = d
+                    .read(&doc("https://idp.example", inside), allow_http)
+                    .unwrap_err();
+                assert_eq!(err.kind(), KeyErrorKind::InvalidUrl, "{inside}");
+            }
+        }
+        // A loopback metadata URL (a local identity provider) may point at loopback.
+        let local = discovery("http://127.0.0.1:9/.well-known/openid-configuration");
+        assert!(
+            local
+                .read(&doc("http://127.0.0.1:9", "http://127.0.0.1:9/keys"), false)
+                .is_ok()
         );
     }
 

@@ -28,6 +28,67 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// Whether the URL's host is not a public address: loopback (`localhost`, `*.localhost`,
+/// `127.0.0.0/8`, `::1`), private (`10/8`, `172.16/12`, `192.168/16`, `fc00::/7`), link-local
+/// (`169.254/16` — cloud metadata endpoints live there — and `fe80::/10`), shared (`100.64/10`),
+/// unspecified or broadcast. Only IP literals and the `localhost` names are recognised: what a
+/// DNS name resolves to is the resolver's business.
+pub(crate) fn is_internal(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => internal_v4(v4),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => internal_v4(v4),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+            }
+        },
+        Err(_) => false,
+    }
+}
+
+fn internal_v4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || (a == 100 && (64..128).contains(&b))
+}
+
+/// The rule for a URL another document pointed at (a discovery document's `jwks_uri`, a
+/// redirect): the https rule, and never a loopback or private address when `from` was not one.
+pub(crate) fn check_pointed(url: &Url, from: &Url, allow_http: bool) -> Result<(), &'static str> {
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host");
+    }
+    if is_internal(from) {
+        return check_scheme(url, allow_http);
+    }
+    if is_internal(url) {
+        return Err(
+            "it points at a loopback or private address, and the URL it came from does not",
+        );
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http => Ok(()),
+        "http" => Err("plain http; use https (or `danger_allow_http`)"),
+        _ => Err("the scheme must be https"),
+    }
+}
+
 /// The https rule: `https`, or plain `http` to a loopback host or with `allow_http`.
 pub(crate) fn check_scheme(url: &Url, allow_http: bool) -> Result<(), &'static str> {
     match url.scheme() {
@@ -65,25 +126,22 @@ pub(crate) fn display_url(url: &Url) -> String {
 }
 
 /// The client used unless one is configured: timeouts, at most three redirects that never leave
-/// https, and a `User-Agent` naming the crate.
+/// https nor move from a public to a loopback or private address, and a `User-Agent` naming the
+/// crate.
 pub(crate) fn default_client(
     connect_timeout: Duration,
     timeout: Duration,
     allow_http: bool,
 ) -> Result<reqwest::Client, reqwest::Error> {
     let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-        let downgrade = attempt
-            .previous()
-            .first()
-            .is_some_and(|first| first.scheme() == "https" && attempt.url().scheme() != "https");
-        if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error("too many redirects")
-        } else if downgrade {
-            attempt.error("redirect from https to another scheme")
-        } else if let Err(reason) = check_scheme(attempt.url(), allow_http) {
-            attempt.error(reason)
-        } else {
-            attempt.follow()
+        let verdict = match attempt.previous().first() {
+            _ if attempt.previous().len() > MAX_REDIRECTS => Err("too many redirects"),
+            Some(first) => check_redirect(first, attempt.url(), allow_http),
+            None => check_scheme(attempt.url(), allow_http),
+        };
+        match verdict {
+            Ok(()) => attempt.follow(),
+            Err(reason) => attempt.error(reason),
         }
     });
     reqwest::Client::builder()
@@ -94,6 +152,15 @@ pub(crate) fn default_client(
         .build()
 }
 
+/// Whether a request for `first` may end at `to`: never from https to another scheme, and the
+/// rule for pointed-at URLs ([`check_pointed`]).
+fn check_redirect(first: &Url, to: &Url, allow_http: bool) -> Result<(), &'static str> {
+    if first.scheme() == "https" && to.scheme() != "https" {
+        return Err("redirect from https to another scheme");
+    }
+    check_pointed(to, first, allow_http)
+}
+
 /// How one GET is made.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
@@ -101,6 +168,8 @@ pub(crate) struct Limits {
     pub(crate) timeout: Duration,
     /// The largest body read.
     pub(crate) max_body_bytes: usize,
+    /// `danger_allow_http`: whether a redirect may end at plain http.
+    pub(crate) allow_http: bool,
 }
 
 /// A successful answer.
@@ -152,6 +221,20 @@ async fn get_unbounded(
         request = request.header(header::IF_NONE_MATCH, etag.clone());
     }
     let mut response = request.send().await.map_err(|e| http_error(url, e))?;
+    // A configured client follows its own redirect policy; wherever it went, the answer is
+    // only used if the final URL passes the same rule as the default client's redirects.
+    if response.url() != url
+        && let Err(reason) = check_redirect(url, response.url(), limits.allow_http)
+    {
+        return Err(KeyError::new(
+            KeyErrorKind::InvalidUrl,
+            format!(
+                "fetching {} was redirected to {}: {reason}",
+                display_url(url),
+                display_url(response.url())
+            ),
+        ));
+    }
     let status = response.status();
     let max_age = max_age(response.headers());
     if status == StatusCode::NOT_MODIFIED && etag.is_some() {
@@ -309,6 +392,68 @@ mod tests {
         }
         assert!(parse_url("http://login.example.com/keys", true).is_ok());
         assert!(parse_url("ftp://login.example.com/keys", true).is_err());
+    }
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for internal in [
+            "http://127.0.0.1/k",
+            "http://localhost/k",
+            "http://keys.localhost/k",
+            "http://10.1.2.3/k",
+            "http://172.16.0.1/k",
+            "http://192.168.1.1/k",
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.64.0.1/k",
+            "http://0.0.0.0/k",
+            "http://[::1]/k",
+            "http://[fd00::1]/k",
+            "http://[fe80::1]/k",
+            "http://[::ffff:10.0.0.1]/k",
+        ] {
+            assert!(is_internal(&Url::parse(internal).unwrap()), "{internal}");
+        }
+        for public in [
+            "https://login.microsoftonline.com/k",
+            "https://8.8.8.8/k",
+            "https://172.32.0.1/k",
+            "https://[2001:db8::1]/k",
+        ] {
+            assert!(!is_internal(&Url::parse(public).unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn pointed_at_urls_never_reach_inside_from_outside() {
+        let public = Url::parse("https://idp.example/.well-known/openid-configuration").unwrap();
+        let local = Url::parse("http://127.0.0.1:8080/.well-known/openid-configuration").unwrap();
+        let to = |s: &str| Url::parse(s).unwrap();
+        assert!(check_pointed(&to("https://idp.example/keys"), &public, false).is_ok());
+        assert!(check_pointed(&to("http://idp.example/keys"), &public, false).is_err());
+        assert!(check_pointed(&to("http://idp.example/keys"), &public, true).is_ok());
+        for inside in [
+            "http://127.0.0.1:9/keys",
+            "https://10.0.0.1/keys",
+            "https://localhost/k",
+        ] {
+            assert!(
+                check_pointed(&to(inside), &public, false).is_err(),
+                "{inside}"
+            );
+            assert!(
+                check_pointed(&to(inside), &public, true).is_err(),
+                "{inside}"
+            );
+        }
+        assert!(check_pointed(&to("http://127.0.0.1:9/keys"), &local, false).is_ok());
+        assert!(
+            check_redirect(
+                &to("https://idp.example/a"),
+                &to("http://idp.example/b"),
+                true
+            )
+            .is_err()
+        );
     }
 
     #[test]

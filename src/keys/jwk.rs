@@ -1,7 +1,5 @@
 //! JWK and JWKS parsing (RFC 7517, RFC 7518 §6, RFC 8037).
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -119,12 +117,12 @@ pub(crate) fn parse_jwk(jwk: &Map<String, Value>, allow_oct: bool) -> Result<Key
     }
     let issuer = match jwk.get("issuer") {
         None | Some(Value::Null) => None,
-        Some(Value::String(iss)) => Some(Arc::from([IssuerPattern::new(iss)])),
+        Some(Value::String(iss)) => Some(IssuerPattern::new(iss)),
         Some(_) => return Err("`issuer` is not a string".into()),
     };
     let mut key = Key::from_material(material, alg).map_err(|e| e.to_string())?;
     key.kid = kid.map(Into::into);
-    key.issuers = issuer;
+    key.jwk_issuer = issuer;
     Ok(key)
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::algorithm::{Algorithm, AlgorithmSet, KeyFamily};
 use crate::error::{KeyError, KeyErrorKind};
+pub(crate) use crate::issuer::{IssuerPattern, TENANT_PLACEHOLDER};
 
 pub(crate) mod crypto;
 mod discovery;
@@ -30,64 +31,8 @@ use crypto::{KeyMaterial, Verifier};
 /// The default cap on the number of keys read from one key set.
 pub const DEFAULT_MAX_KEYS: usize = 100;
 
-/// An issuer a key vouches for: exact text, or an Azure AD template containing `{tenantid}`.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct IssuerPattern {
-    text: Box<str>,
-    template: bool,
-}
-
-impl fmt::Debug for IssuerPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.text, f)
-    }
-}
-
-/// The placeholder Azure AD's multi-tenant metadata puts where the tenant id goes.
-pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
-
-impl IssuerPattern {
-    pub(crate) fn new(text: &str) -> Self {
-        IssuerPattern {
-            template: text.contains(TENANT_PLACEHOLDER),
-            text: text.into(),
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// Whether `iss` is this issuer; a template is resolved with the token's `tid`, which must
-    /// be a GUID.
-    pub(crate) fn matches(&self, iss: &str, tid: Option<&str>) -> bool {
-        if !self.template {
-            return *self.text == *iss;
-        }
-        let Some(tid) = tid.filter(|t| is_guid(t)) else {
-            return false;
-        };
-        let Some((prefix, suffix)) = self.text.split_once(TENANT_PLACEHOLDER) else {
-            return false;
-        };
-        iss.len() == prefix.len() + tid.len() + suffix.len()
-            && iss.starts_with(prefix)
-            && iss.ends_with(suffix)
-            && &iss[prefix.len()..prefix.len() + tid.len()] == tid
-    }
-}
-
-/// Whether `s` is a GUID in its canonical textual form (`8-4-4-4-12` hex digits).
-pub(crate) fn is_guid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
-/// One verification key, parsed once and bound to its algorithm(s) and issuer(s).
+/// One verification key, parsed once and bound to its algorithm(s) (and, when its JWK names
+/// one, its own `issuer`).
 ///
 /// Build keys with [`StaticKeys`]; key sets fetched from the network are parsed by the providers.
 #[derive(Clone)]
@@ -98,8 +43,8 @@ pub struct Key {
     alg: Option<Algorithm>,
     algorithms: AlgorithmSet,
     verifier: Verifier,
-    /// The issuers the key may sign for; `None` when the source does not say.
-    pub(crate) issuers: Option<Arc<[IssuerPattern]>>,
+    /// The JWK's own `issuer` member: it narrows the key's source's issuers, never widens them.
+    pub(crate) jwk_issuer: Option<IssuerPattern>,
 }
 
 impl fmt::Debug for Key {
@@ -108,7 +53,7 @@ impl fmt::Debug for Key {
             .field("kid", &self.kid)
             .field("family", &self.family)
             .field("alg", &self.alg)
-            .field("issuers", &self.issuers)
+            .field("jwk_issuer", &self.jwk_issuer)
             .finish_non_exhaustive()
     }
 }
@@ -139,7 +84,7 @@ impl Key {
             alg,
             algorithms,
             verifier,
-            issuers: None,
+            jwk_issuer: None,
         })
     }
 
@@ -158,6 +103,11 @@ impl Key {
     /// Whether the key is a shared HMAC secret.
     pub fn is_symmetric(&self) -> bool {
         self.family == KeyFamily::Hmac
+    }
+
+    /// The JWK's own `issuer`, if it named one.
+    pub(crate) fn jwk_issuer(&self) -> Option<&IssuerPattern> {
+        self.jwk_issuer.as_ref()
     }
 
     pub(crate) fn supports(&self, alg: Algorithm) -> bool {
@@ -186,6 +136,9 @@ pub(crate) const MAX_KIDLESS_CANDIDATES: usize = 4;
 pub struct KeySet {
     keys: Vec<Arc<Key>>,
     by_kid: HashMap<Box<str>, Vec<usize>>,
+    /// The issuers the source published this set for (a discovery document's issuer, a
+    /// source's `for_issuer`), when it says.
+    issuers: Option<Arc<[IssuerPattern]>>,
 }
 
 impl KeySet {
@@ -198,7 +151,11 @@ impl KeySet {
                 by_kid.entry(kid.clone()).or_default().push(i);
             }
         }
-        KeySet { keys, by_kid }
+        KeySet {
+            keys,
+            by_kid,
+            issuers: None,
+        }
     }
 
     /// Parses a JWKS document (`{"keys": [...]}`): keys that are not for signatures, of unknown
@@ -223,16 +180,15 @@ impl KeySet {
         Ok(KeySet::new(keys))
     }
 
-    /// Binds every key that does not name its own issuer to `issuers`.
-    pub(crate) fn bind_issuers(mut self, issuers: &Arc<[IssuerPattern]>) -> Self {
-        for key in &mut self.keys {
-            if key.issuers.is_none()
-                && let Some(key) = Arc::get_mut(key)
-            {
-                key.issuers = Some(issuers.clone());
-            }
-        }
+    /// Records the issuers the source publishes this set for.
+    pub(crate) fn published_for(mut self, issuers: Arc<[IssuerPattern]>) -> Self {
+        self.issuers = Some(issuers);
         self
+    }
+
+    /// The issuers the source published this set for, when it said.
+    pub(crate) fn issuers(&self) -> Option<&[IssuerPattern]> {
+        self.issuers.as_deref()
     }
 
     /// The number of keys.
@@ -260,27 +216,47 @@ impl KeySet {
         self.by_kid.contains_key(kid)
     }
 
-    /// The keys a token with this `kid` (or without one) and `alg` may be verified with.
+    /// The keys a token with this `kid` (or without one) and `alg` may be verified with, as
+    /// indices into the set.
     #[inline]
-    pub(crate) fn candidates<'a>(
+    fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
         alg: Algorithm,
-    ) -> impl Iterator<Item = &'a Key> + 'a {
+    ) -> impl Iterator<Item = usize> + 'a {
         let indices: &[usize] = match kid {
             Some(kid) => self.by_kid.get(kid).map(Vec::as_slice).unwrap_or(&[]),
             None => &[],
         };
-        let by_kid = indices.iter().map(|i| &*self.keys[*i]);
-        let kidless = self
-            .keys
+        let kidless = (0..self.keys.len()).filter(move |_| kid.is_none());
+        indices
             .iter()
-            .map(|k| &**k)
-            .filter(move |_| kid.is_none());
-        by_kid
+            .copied()
             .chain(kidless)
-            .filter(move |k| k.supports(alg))
+            .filter(move |i| self.keys[*i].supports(alg))
             .take(MAX_KIDLESS_CANDIDATES)
+    }
+
+    /// Verifies `signature` with the keys the token may name; the index of the key that
+    /// verified it (see [`key_at`](Self::key_at)). `tried` is set when any key was a candidate.
+    #[inline]
+    pub(crate) fn verify(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        tried: &mut bool,
+    ) -> Option<usize> {
+        self.candidates(kid, alg).find(|i| {
+            *tried = true;
+            self.keys[*i].verify(alg, message, signature)
+        })
+    }
+
+    /// The key at `index`.
+    pub(crate) fn key_at(&self, index: usize) -> Option<&Key> {
+        self.keys.get(index).map(|k| &**k)
     }
 }
 
@@ -368,38 +344,5 @@ impl<P: JwksProvider + ?Sized> JwksProvider for Arc<P> {
     }
     fn key_set_version(&self) -> Option<u64> {
         (**self).key_set_version()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn template_issuers_need_a_guid_tid() {
-        let p = IssuerPattern::new("https://login.microsoftonline.com/{tenantid}/v2.0");
-        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-        let iss = format!("https://login.microsoftonline.com/{tid}/v2.0");
-        assert!(p.matches(&iss, Some(tid)));
-        assert!(!p.matches(&iss, None));
-        assert!(!p.matches(&iss, Some("72f988bf-86f1-41af-91ab-2d7cd011db48")));
-        let odd = "https://login.microsoftonline.com/evil/v2.0";
-        assert!(!p.matches(odd, Some("evil")));
-    }
-
-    #[test]
-    fn exact_issuers_compare_exactly() {
-        let p = IssuerPattern::new("https://issuer.example/");
-        assert!(p.matches("https://issuer.example/", None));
-        assert!(!p.matches("https://issuer.example", None));
-        assert!(!p.matches("https://ISSUER.example/", None));
-    }
-
-    #[test]
-    fn guids_are_recognised() {
-        assert!(is_guid("72f988bf-86f1-41af-91ab-2d7cd011db47"));
-        assert!(!is_guid("72f988bf86f141af91ab2d7cd011db47"));
-        assert!(!is_guid("72f988bf-86f1-41af-91ab-2d7cd011db4g"));
-        assert!(!is_guid(""));
     }
 }

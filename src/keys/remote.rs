@@ -110,6 +110,8 @@ pub struct RemoteJwksBuilder {
     ttl_bounds: (Duration, Duration),
     default_ttl: Duration,
     also_accept: Vec<String>,
+    for_issuers: Vec<String>,
+    tenant_template: bool,
     allow_http: bool,
 }
 
@@ -224,6 +226,15 @@ impl RemoteJwks {
     }
 }
 
+impl RemoteJwks {
+    /// Whether the issuers this source states are a discovery document's (which a single
+    /// source's `add_issuer` list replaces) rather than given explicitly with `for_issuer`.
+    pub(crate) fn issuer_is_discovered(&self) -> bool {
+        let config = &self.shared.config;
+        matches!(config.source, Source::Discovery(_)) && config.for_issuers.is_empty()
+    }
+}
+
 impl fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let url = match &self.shared.config.source {
@@ -275,6 +286,9 @@ impl JwksProvider for RemoteJwks {
 
     fn issuers(&self) -> Option<Vec<String>> {
         let config = &self.shared.config;
+        if !config.for_issuers.is_empty() {
+            return Some(config.for_issuers.clone());
+        }
         let mut issuers = match &config.source {
             Source::Jwks(_) if config.also_accept.is_empty() => return None,
             Source::Jwks(_) => Vec::new(),
@@ -309,6 +323,8 @@ impl RemoteJwksBuilder {
             ),
             default_ttl: Duration::from_secs(60 * 60),
             also_accept: Vec::new(),
+            for_issuers: Vec::new(),
+            tenant_template: false,
             allow_http: false,
         }
     }
@@ -368,10 +384,38 @@ impl RemoteJwksBuilder {
     }
 
     /// Another issuer the keys may sign for (repeatable), for example Azure AD's v1 issuer
-    /// `https://sts.windows.net/{tid}/` beside the v2 issuer of the discovery document. Keys
-    /// that name their own `issuer` in the JWKS keep theirs.
+    /// `https://sts.windows.net/{tid}/` beside the v2 issuer of the discovery document. A key
+    /// whose JWK names an `issuer` of its own signs only for the issuers that match it too.
     pub fn also_accept_issuer(mut self, issuer: &str) -> Self {
         self.also_accept.push(issuer.to_owned());
+        self
+    }
+
+    /// The issuers the keys sign for (repeatable, any-of), instead of a discovery document's
+    /// `issuer` (the document is still checked against its URL). For a JWKS URL, which names
+    /// no issuer, this is how the source is bound to one. `{tenantid}` in a value is resolved
+    /// per token from its `tid`.
+    ///
+    /// ```
+    /// use validate_jwt::{JwksProvider, RemoteJwks};
+    ///
+    /// let keys = RemoteJwks::builder("https://idp.example/keys")
+    ///     .for_issuer("https://idp.example")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(keys.issuers(), Some(vec!["https://idp.example".to_owned()]));
+    /// ```
+    pub fn for_issuer(mut self, issuer: &str) -> Self {
+        self.for_issuers.push(issuer.to_owned());
+        self
+    }
+
+    /// Accept a discovery document whose `issuer` is Azure AD's `{tenantid}` template although
+    /// the metadata URL is not one of Azure AD's multi-tenant URLs (`common`, `organizations`,
+    /// `consumers`), such as a stand-in at another path. The keys then sign for every tenant
+    /// whose `tid` a token carries: restrict the tenants on the layer.
+    pub fn danger_accept_tenant_template(mut self) -> Self {
+        self.tenant_template = true;
         self
     }
 
@@ -399,10 +443,15 @@ impl RemoteJwksBuilder {
         if self.also_accept.iter().any(String::is_empty) {
             return setting("also_accept_issuer: the issuer is empty");
         }
+        if self.for_issuers.iter().any(String::is_empty) {
+            return setting("for_issuer: the issuer is empty");
+        }
         let source = if self.discover {
-            let discovery = Discovery::new(url).map_err(|reason| ConfigError::InvalidUrl {
-                url: self.url.clone(),
-                reason: reason.to_owned(),
+            let discovery = Discovery::new(url, self.tenant_template).map_err(|reason| {
+                ConfigError::InvalidUrl {
+                    url: self.url.clone(),
+                    reason: reason.to_owned(),
+                }
             })?;
             Source::Discovery(discovery)
         } else {
@@ -419,6 +468,7 @@ impl RemoteJwksBuilder {
             limits: Limits {
                 timeout: self.timeout,
                 max_body_bytes: self.max_body_bytes,
+                allow_http: self.allow_http,
             },
             max_keys: self.max_keys,
             min_refresh_interval: self.min_refresh_interval,
@@ -426,6 +476,7 @@ impl RemoteJwksBuilder {
             ttl_max,
             default_ttl: self.default_ttl,
             also_accept: self.also_accept,
+            for_issuers: self.for_issuers,
             allow_http: self.allow_http,
         };
         Ok(RemoteJwks {
@@ -457,6 +508,8 @@ struct Config {
     ttl_max: Duration,
     default_ttl: Duration,
     also_accept: Vec<String>,
+    /// `for_issuer`: when set, the keys sign for these instead of the document's issuer.
+    for_issuers: Vec<String>,
     allow_http: bool,
 }
 
@@ -691,13 +744,22 @@ impl Shared {
             None => None,
             Some(body) => {
                 let mut set = KeySet::from_jwks_limited(&body, config.max_keys)?;
-                let patterns: Arc<[IssuerPattern]> = issuer
-                    .iter()
-                    .chain(&config.also_accept)
-                    .map(|i| IssuerPattern::new(i))
-                    .collect();
+                // The issuers this source publishes the set for (see src/issuer.rs).
+                let patterns: Arc<[IssuerPattern]> = if config.for_issuers.is_empty() {
+                    issuer
+                        .iter()
+                        .chain(&config.also_accept)
+                        .map(|i| IssuerPattern::new(i))
+                        .collect()
+                } else {
+                    config
+                        .for_issuers
+                        .iter()
+                        .map(|i| IssuerPattern::new(i))
+                        .collect()
+                };
                 if !patterns.is_empty() {
-                    set = set.bind_issuers(&patterns);
+                    set = set.published_for(patterns);
                 }
                 cache.jwks = fetched.etag.map(|etag| (jwks_uri.clone(), etag));
                 Some(set)

@@ -126,7 +126,8 @@ impl StaticKeys {
     }
 
     /// Binds these keys to an issuer (repeatable, any-of): a token they verify must carry one of
-    /// these `iss` values, and the layer needs no separate `add_issuer`.
+    /// these `iss` values, and the layer needs no separate `add_issuer`. A JWK that names an
+    /// `issuer` of its own narrows this further for that key (its tokens must match both).
     #[must_use]
     pub fn for_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers
@@ -165,7 +166,7 @@ impl StaticKeys {
         if let Some(issuers) = &self.issuers {
             let patterns: Arc<[IssuerPattern]> =
                 issuers.iter().map(|i| IssuerPattern::new(i)).collect();
-            set = set.bind_issuers(&patterns);
+            set = set.published_for(patterns);
         }
         Ok(Arc::new(set))
     }

@@ -345,3 +345,89 @@ pub async fn hanging_server() -> String {
     });
     format!("http://{}", serve(app).await)
 }
+
+// ---- calling a layer as the attack suite does --------------------------------------------
+
+/// What the layer answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The `error` attribute of `WWW-Authenticate`.
+    pub error_attribute: Option<String>,
+    pub www_authenticate: Option<String>,
+    pub body: Value,
+    pub error: Option<validate_jwt::JwtError>,
+}
+
+impl Answer {
+    pub fn kind(&self) -> Option<validate_jwt::JwtErrorKind> {
+        self.error.as_ref().map(validate_jwt::JwtError::kind)
+    }
+}
+
+pub fn error_attribute(challenge: &str) -> Option<String> {
+    let start = challenge.find("error=\"")? + "error=\"".len();
+    let end = challenge[start..].find('"')?;
+    Some(challenge[start..start + end].to_owned())
+}
+
+/// Sends `GET /` with `Authorization: Bearer <token>` through `layer` in front of the echo handler.
+pub async fn call(layer: &validate_jwt::ValidateJwtLayer, token: &str) -> Answer {
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(echo))
+        .layer(layer.clone());
+    let request = http::Request::get("/")
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
+    let status = response.status().as_u16();
+    let www_authenticate = response
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let error = response
+        .extensions()
+        .get::<validate_jwt::JwtError>()
+        .cloned();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    // No answer ever echoes the token (checked for every call of the suite).
+    if token.len() > 16 && status != 200 {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(token), "the body echoes the token");
+        assert!(
+            !www_authenticate.as_deref().unwrap_or("").contains(token),
+            "the challenge echoes the token"
+        );
+    }
+    Answer {
+        status,
+        error_attribute: www_authenticate.as_deref().and_then(error_attribute),
+        www_authenticate,
+        body,
+        error,
+    }
+}
+
+/// Asserts a 401 `invalid_token` answer caused by `kind`.
+#[track_caller]
+pub fn assert_invalid_token(answer: &Answer, kind: validate_jwt::JwtErrorKind) {
+    assert_eq!(answer.status, 401, "{answer:?}");
+    assert_eq!(
+        answer.error_attribute.as_deref(),
+        Some("invalid_token"),
+        "{answer:?}"
+    );
+    assert_eq!(answer.body["error"], "invalid_token", "{answer:?}");
+    assert_eq!(answer.kind(), Some(kind), "{answer:?}");
+}
+
+#[track_caller]
+pub fn assert_accepted(answer: &Answer) {
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["claims"]["sub"], "alice", "{answer:?}");
+}
