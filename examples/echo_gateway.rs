@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Flags: `--listen ADDR` (default 127.0.0.1:3000), `--openid-config URL`…, `--jwks-uri URL`…,
-//! `--issuer ISS`…, `--audience AUD`…, `--require-scope S`…, `--require-claim NAME=V1[,V2…]`…,
+//! `--issuer ISS`… (with one `--openid-config`, replaces the document's issuer; with several key
+//! sources, binds the sources that name none, such as `--jwks-uri` URLs), `--audience AUD`…, `--require-scope S`…, `--require-claim NAME=V1[,V2…]`…,
 //! `--require-claim-all NAME=V1[,V2…]`…, `--algorithm ALG`…, `--leeway SECONDS`,
 //! `--header-name NAME`, `--query-param NAME`, `--failed-status CODE`, `--failed-message TEXT`,
 //! `--allow-http`, `--token-cache N` (remember up to N validated tokens; the cache's counters are
@@ -181,7 +182,18 @@ mod demo {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The error's own text (a `ConfigError` names the method to call), not its Debug form.
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     let mut args = parse_args()?;
     if args.no_auth {
         let listen: SocketAddr = args.listen.as_deref().unwrap_or("127.0.0.1:3000").parse()?;
