@@ -189,8 +189,10 @@ impl ValidateJwtBuilder {
         self
     }
 
-    /// The HTTP client for `add_openid_config` / `add_jwks_uri` (proxies, custom roots). Its
-    /// timeouts are your choice; the default client has 5 s connect / 10 s total timeouts.
+    /// The HTTP client for `add_openid_config` / `add_jwks_uri` (proxies, custom roots). The
+    /// default client has 5 s connect / 10 s total timeouts; with yours the crate still bounds
+    /// each request by the total timeout and refuses answers whose final URL left https or moved
+    /// inside (see [`RemoteJwksBuilder::client`](crate::RemoteJwksBuilder::client)).
     pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self

@@ -330,8 +330,14 @@ impl RemoteJwksBuilder {
     }
 
     /// Uses this HTTP client instead of the default one (which has the connect timeout, at
-    /// most three redirects that never leave https, and a `validate-jwt/<version>`
-    /// `User-Agent`). The total [`timeout`](Self::timeout) is applied to every request anyway.
+    /// most three redirects that never leave https nor move from a public host to a loopback or
+    /// private address, and a `validate-jwt/<version>` `User-Agent`).
+    ///
+    /// What the crate still enforces with your client: the total [`timeout`](Self::timeout) on
+    /// every request, the body cap, and the redirect rule on the *final* URL of every answer (an
+    /// answer that ended on plain http after https, or on a loopback or private address when the
+    /// URL asked for was not one, is refused with `KeyErrorKind::InvalidUrl`). What your client's
+    /// own policy decides: which redirects it follows on the way, proxies, TLS roots, and DNS.
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
