@@ -1,4 +1,4 @@
-//! JWS signature algorithms (RFC 7518 §3, RFC 8037).
+//! JWS signature algorithms (RFC 7518 §3, RFC 8037, RFC 9864).
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,7 +30,8 @@ pub enum Algorithm {
     ES256,
     /// ECDSA on P-384 with SHA-384.
     ES384,
-    /// Ed25519 (`EdDSA` with an OKP key on curve `Ed25519`).
+    /// Ed25519 (`EdDSA` with an OKP key on curve `Ed25519`; RFC 8037, deprecated by RFC 9864
+    /// in favour of [`Ed25519`](Self::Ed25519), and still what most issuers send).
     EdDSA,
     /// HMAC with SHA-256 (needs an explicitly configured shared secret).
     HS256,
@@ -38,6 +39,9 @@ pub enum Algorithm {
     HS384,
     /// HMAC with SHA-512 (needs an explicitly configured shared secret).
     HS512,
+    /// Ed25519, by its fully-specified name (RFC 9864). Verified by the same Ed25519 keys as
+    /// `EdDSA`, and never by a key of another curve.
+    Ed25519,
 }
 
 /// The kind of key an algorithm needs.
@@ -52,7 +56,7 @@ pub(crate) enum KeyFamily {
 
 impl Algorithm {
     /// Every algorithm, in a fixed order.
-    pub const ALL: [Algorithm; 12] = [
+    pub const ALL: [Algorithm; 13] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -65,10 +69,11 @@ impl Algorithm {
         Algorithm::HS256,
         Algorithm::HS384,
         Algorithm::HS512,
+        Algorithm::Ed25519,
     ];
 
     /// The asymmetric algorithms, allowed by default when keys of their type are configured.
-    pub const ASYMMETRIC: [Algorithm; 9] = [
+    pub const ASYMMETRIC: [Algorithm; 10] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -78,6 +83,7 @@ impl Algorithm {
         Algorithm::ES256,
         Algorithm::ES384,
         Algorithm::EdDSA,
+        Algorithm::Ed25519,
     ];
 
     /// The name used in a JWS header's `alg`.
@@ -95,6 +101,7 @@ impl Algorithm {
             Algorithm::HS256 => "HS256",
             Algorithm::HS384 => "HS384",
             Algorithm::HS512 => "HS512",
+            Algorithm::Ed25519 => "Ed25519",
         }
     }
 
@@ -113,8 +120,16 @@ impl Algorithm {
             | Algorithm::PS512 => KeyFamily::Rsa,
             Algorithm::ES256 => KeyFamily::EcP256,
             Algorithm::ES384 => KeyFamily::EcP384,
-            Algorithm::EdDSA => KeyFamily::Ed25519,
+            Algorithm::EdDSA | Algorithm::Ed25519 => KeyFamily::Ed25519,
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => KeyFamily::Hmac,
+        }
+    }
+
+    /// The algorithm the signature is computed with: `Ed25519` is `EdDSA` on an Ed25519 key.
+    pub(crate) fn canonical(self) -> Algorithm {
+        match self {
+            Algorithm::Ed25519 => Algorithm::EdDSA,
+            other => other,
         }
     }
 
@@ -137,6 +152,7 @@ impl Algorithm {
             b"HS256" => Algorithm::HS256,
             b"HS384" => Algorithm::HS384,
             b"HS512" => Algorithm::HS512,
+            b"Ed25519" => Algorithm::Ed25519,
             _ => return None,
         })
     }

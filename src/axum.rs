@@ -36,7 +36,6 @@ use std::fmt;
 
 use ::axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use ::axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -99,18 +98,29 @@ impl std::error::Error for ClaimsRejection {
 }
 
 impl IntoResponse for ClaimsRejection {
+    /// Answered like the layer's own refusals (JSON body, RFC 6750 challenge, the
+    /// [`JwtError`](crate::JwtError) in the extensions): `Missing` as
+    /// [`Misconfigured`](crate::JwtErrorKind::Misconfigured) (500, naming the fix), `Invalid` as
+    /// [`InsufficientScope`](crate::JwtErrorKind::InsufficientScope) (403). The layer's own
+    /// `with_realm` / `with_failed_*` / `with_responder` settings are not known here.
     fn into_response(self) -> Response {
-        let status = match &self {
-            ClaimsRejection::Missing => StatusCode::INTERNAL_SERVER_ERROR,
-            ClaimsRejection::Invalid(_) => StatusCode::FORBIDDEN,
-        };
         tracing::error!(target: "validate_jwt::rejection", %self, "claims extractor failed");
-        let body = match &self {
-            ClaimsRejection::Missing => self.to_string(),
+        let err = match &self {
+            ClaimsRejection::Missing => crate::JwtError::with_detail(
+                crate::JwtErrorKind::Misconfigured,
+                "no verified claims in the request: put the route behind ValidateJwtLayer \
+                 (`.layer(jwt)`), or take `Option<Claims>` where the layer allows anonymous \
+                 requests",
+            ),
             // The serde message may quote the token's content; keep the answer terse.
-            ClaimsRejection::Invalid(_) => "the token's claims do not fit this route".to_owned(),
+            ClaimsRejection::Invalid(_) => crate::JwtError::insufficient(
+                "the token's claims do not fit this route".to_owned(),
+                None,
+            ),
         };
-        (status, body).into_response()
+        crate::response::Answers::default()
+            .respond(&err, false)
+            .map(axum::body::Body::from)
     }
 }
 
@@ -197,6 +207,15 @@ mod tests {
     }
 
     async fn call(app: Router, path: &str, claims: Option<&str>) -> (u16, String) {
+        let (status, _, body) = call_with_headers(app, path, claims).await;
+        (status, body)
+    }
+
+    async fn call_with_headers(
+        app: Router,
+        path: &str,
+        claims: Option<&str>,
+    ) -> (u16, http::HeaderMap, String) {
         let mut req = http::Request::get(path).body(Body::empty()).unwrap();
         if let Some(json) = claims {
             req.extensions_mut()
@@ -204,11 +223,12 @@ mod tests {
         }
         let resp = app.oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let body = http_body_util::BodyExt::collect(resp.into_body())
             .await
             .unwrap()
             .to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 
     #[tokio::test]
@@ -224,17 +244,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn claims_of_the_wrong_shape_are_403() {
-        let (status, body) = call(app(), "/typed", Some(r#"{"sub":"secret-subject"}"#)).await;
+    async fn claims_of_the_wrong_shape_are_403_like_the_layers() {
+        let (status, headers, body) =
+            call_with_headers(app(), "/typed", Some(r#"{"sub":"secret-subject"}"#)).await;
         assert_eq!(status, 403);
         assert!(!body.contains("secret-subject"));
+        assert_eq!(headers["content-type"], "application/json");
+        let www = headers["www-authenticate"].to_str().unwrap();
+        assert!(
+            www.starts_with(r#"Bearer error="insufficient_scope""#),
+            "{www}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "insufficient_scope");
     }
 
     #[tokio::test]
     async fn a_missing_layer_is_a_500_naming_the_fix() {
-        let (status, body) = call(app(), "/typed", None).await;
+        let (status, headers, body) = call_with_headers(app(), "/typed", None).await;
         assert_eq!(status, 500);
         assert!(body.contains("ValidateJwtLayer"), "{body}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(!headers.contains_key("www-authenticate"));
     }
 
     #[tokio::test]

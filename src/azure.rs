@@ -26,6 +26,7 @@
 
 use crate::claims::Requirement;
 use crate::config::ValidateJwtBuilder;
+use crate::error::ConfigError;
 use crate::keys::RemoteJwks;
 
 /// The public cloud's authority host.
@@ -51,7 +52,9 @@ pub struct AzureAd {
 }
 
 impl AzureAd {
-    /// A single-tenant API: tokens issued by this tenant (GUID or verified domain name) only.
+    /// A single-tenant API: tokens issued by this tenant only. `tenant_id` is the tenant's GUID
+    /// (the portal's "Directory (tenant) ID"): tokens name their tenant by GUID, so a verified
+    /// domain name (`contoso.onmicrosoft.com`) could never match them and is a `build()` error.
     pub fn tenant(tenant_id: impl Into<String>) -> Self {
         Self::new(tenant_id.into(), false)
     }
@@ -108,7 +111,8 @@ impl AzureAd {
         self
     }
 
-    /// Only these tenants (GUIDs) may call a multi-tenant API; others get 401 `invalid_token`.
+    /// Only these tenants (GUIDs; anything else is a `build()` error) may call a multi-tenant
+    /// API; others get 401 `invalid_token`.
     pub fn allow_tenants<I, S>(mut self, tenant_ids: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -180,6 +184,19 @@ impl AzureAd {
 
     /// The configuration as a [`ValidateJwtBuilder`], ready for requirements and other settings.
     pub fn builder(self) -> ValidateJwtBuilder {
+        let not_guid = |t: &String| !crate::issuer::is_guid(t);
+        if !self.multi && not_guid(&self.tenant) {
+            return ValidateJwtBuilder::new().fail(ConfigError::InvalidSetting(format!(
+                "AzureAd::tenant({:?}): the tenant must be its GUID (the portal's \"Directory \
+                 (tenant) ID\"); tokens name their tenant by GUID, never by domain",
+                self.tenant
+            )));
+        }
+        if let Some(bad) = self.tenants.iter().find(|t| not_guid(t)) {
+            return ValidateJwtBuilder::new().fail(ConfigError::InvalidSetting(format!(
+                "allow_tenants: {bad:?} is not a tenant GUID (a token's `tid` always is one)"
+            )));
+        }
         // The source signs for exactly the issuers of the accepted token versions (the
         // discovery document is still checked against its URL).
         let mut remote = RemoteJwks::discover(&self.discovery_url());

@@ -390,14 +390,19 @@ impl TokenCache {
             return validator.verify(token, true);
         }
         let now = validator.clock.now();
+        // A hit skips the parsing and the signature, never a rule that can change its mind:
+        // time was rechecked by the lookup, and every requirement (predicates read changing
+        // state: a revocation list, the clock) runs again here.
         if let Some(claims) = self.front_get(token, validator, now) {
             let stripe = STRIPE.try_with(|s| *s).unwrap_or(0) % self.front_hits.len();
             self.front_hits[stripe].0.fetch_add(1, Ordering::Relaxed);
+            validator.check_requirement(&claims)?;
             return Ok(Step::Done(claims));
         }
         let hash = self.hash(token);
         let hot = self.front_admits(hash);
         if let Some((claims, stamps)) = self.get(hash, token, validator, now, hot) {
+            validator.check_requirement(&claims)?;
             let Some(stamps) = stamps else {
                 return Ok(Step::Done(claims));
             };

@@ -270,7 +270,7 @@ impl ValidateJwtBuilder {
     }
 
     /// Allows an algorithm (repeatable). Without any, the asymmetric algorithms are allowed
-    /// (RS*, PS*, ES256, ES384, EdDSA), plus HS* when an HMAC secret is configured.
+    /// (RS*, PS*, ES256, ES384, EdDSA, Ed25519), plus HS* when an HMAC secret is configured.
     pub fn add_algorithm(mut self, algorithm: Algorithm) -> Self {
         self.algorithms.push(algorithm);
         self
@@ -331,7 +331,8 @@ impl ValidateJwtBuilder {
         self
     }
 
-    /// How long a request may wait for keys on a cold start or an unknown `kid` (default 15 s).
+    /// How long a request may wait for keys on a cold start or an unknown `kid` (default 15 s;
+    /// above zero and at most 10 minutes). All key sources are waited for together.
     pub fn with_key_wait(mut self, wait: Duration) -> Self {
         self.key_wait = wait;
         self
@@ -341,9 +342,12 @@ impl ValidateJwtBuilder {
     /// same one until it expires) is accepted after a hash, a byte comparison and a time check
     /// instead of a signature verification. Off by default; `0` turns it off.
     ///
-    /// A hit is exactly as strict as a full validation: `exp`/`nbf` are checked again against the
-    /// clock, any change of a key source's key set drops the entries checked with the old one,
-    /// asynchronous requirements run again, and only byte-identical tokens match. Memory is
+    /// A hit is exactly as strict as a full validation. It skips only what cannot change for the
+    /// same bytes under the same keys: decoding, parsing, the signature, `typ`, issuer and
+    /// audience. It repeats what can: `exp`/`nbf` against the clock, and every requirement,
+    /// synchronous and asynchronous (predicates may read a revocation list or the clock). Any
+    /// change of a key source's key set drops the entries checked with the old one, and only
+    /// byte-identical tokens match. Memory is
     /// bounded by `capacity` (each entry holds the token and its decoded claims), plus a front
     /// cache of 8 entries per thread that keeps hits on different cores from sharing a lock or
     /// a reference count. Watch it with [`ValidateJwtLayer::token_cache_stats`].
@@ -460,23 +464,66 @@ impl ValidateJwtBuilder {
         self
     }
 
-    /// The status for answers that would be 401 (APIM's `failed-validation-httpcode`; a 4xx).
+    /// The status of every validation failure — no token, an invalid token, missing claims —
+    /// instead of 401 / 403 (APIM's `failed-validation-httpcode`; a 4xx). Malformed requests
+    /// (400), missing keys (503) and setup mistakes (500) keep theirs. RFC 6750 gives each
+    /// `error` code its status, so an answer whose status was moved away from its code's
+    /// carries a plain `Bearer` challenge; its JSON body still names the error.
     pub fn with_failed_status(mut self, status: u16) -> Self {
         self.failed_status = Some(status);
         self
     }
 
-    /// The `error_description` for answers that would be 401 `invalid_token` (APIM's
-    /// `failed-validation-error-message`).
+    /// The `error_description` of every validation failure, in the body and the challenge
+    /// (APIM's `failed-validation-error-message`); the same answers as
+    /// [`with_failed_status`](Self::with_failed_status).
     pub fn with_failed_message(mut self, message: impl Into<String>) -> Self {
         self.failed_message = Some(message.into());
         self
     }
 
-    /// Build every rejection yourself (the [`JwtError`] is still put in its extensions).
+    /// Shape every rejection yourself: `f` gets the error and the answer the layer would give
+    /// (its status, `WWW-Authenticate` challenge, JSON body — or, for a gRPC request, its
+    /// `grpc-status` trailers-only answer) and returns the answer to send. The [`JwtError`] is
+    /// put in the returned answer's extensions.
+    ///
+    /// ```
+    /// use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+    /// use validate_jwt::{Bytes, JwtErrorKind, StaticKeys, ValidateJwtLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let layer = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://echo")
+    ///     .with_responder(|err, default| {
+    ///         if default.headers().contains_key("grpc-status") {
+    ///             return default; // gRPC clients read the status, not a body
+    ///         }
+    ///         // A problem+json body, keeping the default status and challenge.
+    ///         let (mut parts, _) = default.into_parts();
+    ///         parts.headers.insert(CONTENT_TYPE, "application/problem+json".parse().unwrap());
+    ///         let body = format!(r#"{{"title":"{}","status":{}}}"#, err.kind(), parts.status.as_u16());
+    ///         http::Response::from_parts(parts, Bytes::from(body))
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "ok" }))
+    ///     .layer(layer);
+    /// let request = http::Request::get("/").body(axum::body::Body::empty()).unwrap();
+    /// let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
+    /// assert_eq!(response.status(), 401);
+    /// assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+    /// assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
+    /// let err = response.extensions().get::<validate_jwt::JwtError>().unwrap();
+    /// assert_eq!(err.kind(), JwtErrorKind::Missing);
+    /// # }
+    /// ```
     pub fn with_responder<F>(mut self, f: F) -> Self
     where
-        F: Fn(&JwtError) -> Response<Bytes> + Send + Sync + 'static,
+        F: Fn(&JwtError, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
     {
         self.responder = Some(Arc::new(f));
         self
@@ -593,6 +640,11 @@ impl ValidateJwtBuilder {
             ));
         }
 
+        if self.key_wait.is_zero() || self.key_wait > Duration::from_secs(10 * 60) {
+            return Err(ConfigError::InvalidSetting(
+                "the key wait must be above zero and at most 10 minutes".into(),
+            ));
+        }
         if self.leeway > Duration::from_secs(3600) {
             return Err(ConfigError::InvalidSetting("leeway above one hour".into()));
         }

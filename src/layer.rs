@@ -68,8 +68,37 @@ impl ValidateJwtLayer {
     }
 
     /// Validates a token that did not come in an HTTP request (a WebSocket message, a queue
-    /// message), with exactly the rules of the layer.
+    /// message), with exactly the rules of the layer. Pass the token alone: an empty string is
+    /// [`JwtErrorKind::Missing`], and a value with its scheme still in front (`Bearer eyJ…`) is
+    /// refused as malformed with a detail saying so.
+    ///
+    /// ```
+    /// use validate_jwt::{JwtErrorKind, StaticKeys, ValidateJwtLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let layer = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://echo")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(layer.validate_token("").await.unwrap_err().kind(), JwtErrorKind::Missing);
+    /// let err = layer.validate_token("Bearer eyJhbGciOi.e30.c2ln").await.unwrap_err();
+    /// assert_eq!(err.kind(), JwtErrorKind::Malformed);
+    /// assert!(err.detail().unwrap().contains("scheme"));
+    /// # }
+    /// ```
     pub async fn validate_token(&self, token: &str) -> Result<Claims, JwtError> {
+        if token.trim().is_empty() {
+            return Err(JwtError::new(JwtErrorKind::Missing));
+        }
+        if token.trim_start().contains(' ') {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::Malformed,
+                "the value contains a space: pass the token without its authorization scheme \
+                 (`Bearer `)",
+            ));
+        }
         self.validator
             .clone()
             .validate_token(token.as_bytes())
@@ -282,9 +311,12 @@ where
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
                 StateProj::Rejected { response } => {
-                    let response = response
-                        .take()
-                        .unwrap_or_else(|| http::Response::new(Bytes::new()));
+                    // Polled again after it completed (a caller's bug): never a 2xx from here.
+                    let response = response.take().unwrap_or_else(|| {
+                        let mut r = http::Response::new(Bytes::new());
+                        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                        r
+                    });
                     return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                 }
                 StateProj::Pending {

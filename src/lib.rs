@@ -63,6 +63,8 @@ mod validate;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use azure::{AzureAd, PUBLIC_CLOUD};
+/// The body type of rejections built with [`ValidateJwtBuilder::with_responder`] (re-exported from `bytes`).
+pub use bytes::Bytes;
 pub use cache::CacheStats;
 pub use claims::{ClaimRequirement, Claims, Denied, Requirement};
 pub use clock::{Clock, ManualClock, SystemClock};

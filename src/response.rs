@@ -12,8 +12,8 @@ use pin_project_lite::pin_project;
 
 use crate::error::{JwtError, JwtErrorKind};
 
-/// A custom responder: builds the whole rejection from the error.
-pub(crate) type Responder = dyn Fn(&JwtError) -> Response<Bytes> + Send + Sync;
+/// A custom responder: the error and the default answer in, the answer to send out.
+pub(crate) type Responder = dyn Fn(&JwtError, Response<Bytes>) -> Response<Bytes> + Send + Sync;
 
 /// How failures are answered.
 #[derive(Clone, Default)]
@@ -97,22 +97,20 @@ impl Answers {
     /// The answer to `err`, as HTTP or as gRPC.
     pub(crate) fn respond(&self, err: &JwtError, grpc: bool) -> Response<Bytes> {
         log(err);
+        let mut response = self.default_answer(err, grpc);
         if let Some(responder) = &self.responder {
-            let mut response = responder(err);
-            response.extensions_mut().insert(err.clone());
-            return response;
+            response = responder(err, response);
         }
+        response.extensions_mut().insert(err.clone());
+        response
+    }
+
+    /// The answer before a custom responder sees it.
+    fn default_answer(&self, err: &JwtError, grpc: bool) -> Response<Bytes> {
         let kind = err.kind();
-        let (mut status, code) = classify(kind);
+        let (rfc_status, code) = classify(kind);
+        let mut status = rfc_status;
         let mut description: &str = kind.description();
-        if status == StatusCode::UNAUTHORIZED {
-            if let Some(s) = self.failed_status {
-                status = s;
-            }
-            if let (Some(message), Some(_)) = (&self.failed_message, code) {
-                description = message;
-            }
-        }
         if matches!(
             kind,
             JwtErrorKind::InsufficientScope | JwtErrorKind::Misconfigured
@@ -120,17 +118,32 @@ impl Answers {
         {
             description = detail;
         }
+        // APIM's failed-validation-httpcode and -error-message: every validation failure (no
+        // token, an invalid token, missing claims), never a malformed request or an outage.
+        let validation_failure =
+            matches!(rfc_status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+        if validation_failure {
+            if let Some(s) = self.failed_status {
+                status = s;
+            }
+            if let Some(message) = &self.failed_message {
+                description = message;
+            }
+        }
+        // RFC 6750 §3.1: each error code has its status. When an override moved the status
+        // away from it, the challenge names no error (the body still does).
+        let code_in_challenge = code.filter(|_| status == rfc_status);
 
         let mut challenge = String::from("Bearer");
         if let Some(realm) = &self.realm {
             push_param(&mut challenge, "realm", realm);
         }
-        if let Some(code) = code {
+        if let Some(code) = code_in_challenge {
             push_param(&mut challenge, "error", code);
             push_param(&mut challenge, "error_description", description);
-        }
-        if let Some(scopes) = err.required_scopes() {
-            push_param(&mut challenge, "scope", scopes);
+            if let Some(scopes) = err.required_scopes() {
+                push_param(&mut challenge, "scope", scopes);
+            }
         }
 
         let mut builder = Response::builder();
@@ -163,7 +176,7 @@ impl Answers {
             JwtErrorKind::Misconfigured => {}
             _ => builder = builder.header(header::WWW_AUTHENTICATE, challenge),
         }
-        let mut response = match builder.body(body) {
+        match builder.body(body) {
             Ok(r) => r,
             // Every header value above is built from checked ASCII; this is unreachable, but
             // an answer must still be given.
@@ -174,9 +187,7 @@ impl Answers {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 r
             }
-        };
-        response.extensions_mut().insert(err.clone());
-        response
+        }
     }
 }
 
@@ -377,7 +388,43 @@ mod tests {
     }
 
     #[test]
-    fn failure_overrides_apply_to_401_answers_only() {
+    fn failure_overrides_apply_to_every_validation_failure() {
+        let message = "Unauthorized. Access token is missing or invalid.";
+        let answers = Answers {
+            failed_status: Some(StatusCode::FORBIDDEN),
+            failed_message: Some(message.into()),
+            ..Default::default()
+        };
+        for kind in [
+            JwtErrorKind::Missing,
+            JwtErrorKind::Expired,
+            JwtErrorKind::InsufficientScope,
+        ] {
+            let r = answers.respond(&JwtError::new(kind), false);
+            assert_eq!(r.status(), 403, "{kind}");
+            let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+            assert_eq!(body["error_description"], message, "{kind}");
+            let www = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+            // A 403 never carries `invalid_token`; `insufficient_scope` is a 403's own code.
+            match kind {
+                JwtErrorKind::InsufficientScope => assert!(www.contains("insufficient_scope")),
+                _ => assert_eq!(www, "Bearer", "{kind}"),
+            }
+        }
+        for (kind, status) in [
+            (JwtErrorKind::InvalidRequest, 400),
+            (JwtErrorKind::KeysUnavailable, 503),
+            (JwtErrorKind::Misconfigured, 500),
+        ] {
+            let r = answers.respond(&JwtError::new(kind), false);
+            assert_eq!(r.status(), status, "{kind}");
+            let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+            assert_ne!(body["error_description"], message, "{kind}");
+        }
+    }
+
+    #[test]
+    fn failure_overrides_apply_to_401_answers_too() {
         let answers = Answers {
             failed_status: Some(StatusCode::IM_A_TEAPOT),
             failed_message: Some("Unauthorized. Access token is missing or invalid.".into()),

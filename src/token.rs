@@ -1,7 +1,7 @@
 //! Compact JWS parsing: segments, canonical base64url, the header and the registered claims.
 //!
-//! Everything here works on borrowed bytes; the header and signature are decoded into stack
-//! buffers. Only the payload is decoded onto the heap, because it becomes the [`Claims`]
+//! Everything here works on borrowed bytes; the header (up to 1 KiB, the usual case) and the
+//! signature are decoded into stack buffers. Only the payload is decoded onto the heap, because it becomes the [`Claims`]
 //! handed to the service.
 //!
 //! [`Claims`]: crate::Claims
@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use crate::algorithm::Algorithm;
 use crate::error::{JwtError, JwtErrorKind};
 
-/// The largest encoded header accepted (decodes to at most 1 KiB).
+/// The largest encoded header decoded on the stack (1 KiB decoded); larger ones go to the heap.
 pub(crate) const MAX_HEADER_B64: usize = 1368;
 /// The largest encoded signature accepted (RSA-8192: 1024 bytes).
 pub(crate) const MAX_SIGNATURE_B64: usize = 1366;
@@ -414,9 +414,11 @@ impl Registered {
 ///
 /// One pass of [`json::members`](crate::json::members) checks the whole payload and hands over
 /// the top-level members; the registered claims go straight into [`Registered`], the `wanted`
-/// members become values, the rest is only checked. Duplicates of a member we read are refused
-/// (JSON parsers disagree on which one wins); a syntax error comes first, then the first member
-/// of the wrong type in document order.
+/// members become values, the rest is only checked. The payload must be I-JSON (RFC 7493): a
+/// repeated member name in any object, a lone surrogate or an out-of-range number anywhere is
+/// refused, so every later reader (`Claims::get`, per-route requirements, `deserialize`) sees
+/// exactly these members. A syntax error comes first, then the first member of the wrong type in
+/// document order.
 pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Registered, JwtError> {
     // RFC 7519 §7.2: the payload is UTF-8. Checked once here; the scanner then reads a `str`.
     let Ok(text) = String::from_utf8(payload) else {
@@ -426,8 +428,6 @@ pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Register
         wanted: wanted.clone(),
         ..Registered::default()
     };
-    let mut seen = 0u8;
-    let mut duplicate = false;
     let mut first_error: Option<JwtError> = None;
     // The lengths of the wanted names: most members are ruled out without a comparison.
     let wanted_lengths = wanted
@@ -446,12 +446,9 @@ pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Register
         };
         let mut result = Ok(());
         if let Some(bit) = bit {
-            duplicate |= seen & bit != 0;
-            seen |= bit;
             result = r.set(&text, bit, member.value);
         }
         if let Some(i) = wanted_at {
-            duplicate |= r.captured.iter().any(|(j, _)| *j == i);
             result = result.and_then(|()| {
                 r.captured.push((i, json_value(member.value)?));
                 Ok(())
@@ -461,10 +458,13 @@ pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Register
             first_error.get_or_insert(e);
         }
     })
-    .map_err(|_| malformed("the payload is not a JSON object"))?;
-    if duplicate {
-        return Err(invalid_claim("the payload repeats a member"));
-    }
+    .map_err(|e| match e {
+        crate::json::ScanError::DuplicateName => invalid_claim("the payload repeats a member"),
+        crate::json::ScanError::OutOfRange => {
+            invalid_claim("the payload has a number beyond the range of a double (RFC 7493)")
+        }
+        crate::json::ScanError::Syntax => malformed("the payload is not an I-JSON object"),
+    })?;
     if let Some(e) = first_error {
         return Err(e);
     }

@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 use crate::extract::TokenLocations;
 use crate::issuer::IssuerRule;
-use crate::keys::{JwksProvider, KeySet, RefreshReason};
+use crate::keys::{JwksProvider, KeySet, MAX_CANDIDATES, RefreshReason};
 use crate::response::Answers;
 use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64};
 
@@ -183,8 +183,11 @@ impl Validator {
             .iter()
             .map(|p| p.refresh(reason.clone()))
             .collect();
+        // Every refresh progresses on its own (the trait's contract), so waiting for them in turn
+        // against one deadline waits for them together: at most `key_wait` in all.
+        let deadline = tokio::time::Instant::now() + self.key_wait;
         for refresh in refreshes {
-            match tokio::time::timeout(self.key_wait, refresh).await {
+            match tokio::time::timeout_at(deadline, refresh).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => last_error = Some(e),
                 Err(_) => {
@@ -225,13 +228,18 @@ impl Validator {
         }
         let seg = token::split(token)?;
 
-        // Header, decoded on the stack.
-        if seg.header.len() > MAX_HEADER_B64 {
-            return Err(token::malformed("the header is too large"));
-        }
+        // Header, decoded on the stack when it fits (nearly always), on the heap beyond: only
+        // the token limit above bounds it (an `x5c` chain makes headers of several KiB).
         let mut header_buf = token::stack_buffer();
-        let header_json = token::b64_stack(seg.header, &mut header_buf)
-            .ok_or_else(|| token::malformed("the header is not canonical base64url"))?;
+        let header_heap: Vec<u8>;
+        let header_json: &[u8] = if seg.header.len() <= MAX_HEADER_B64 {
+            token::b64_stack(seg.header, &mut header_buf)
+                .ok_or_else(|| token::malformed("the header is not canonical base64url"))?
+        } else {
+            header_heap = token::b64_vec(seg.header)
+                .ok_or_else(|| token::malformed("the header is not canonical base64url"))?;
+            &header_heap
+        };
         let (header, alg) = token::parse_header(header_json)?;
         if !self.algorithms.contains(alg) {
             return Err(JwtError::with_detail(
@@ -260,41 +268,41 @@ impl Validator {
         let signature = token::b64_stack(seg.signature, &mut sig_buf)
             .ok_or_else(|| token::malformed("the signature is not canonical base64url"))?;
 
-        // Key lookup and signature.
+        // Key lookup and signature: at most `MAX_CANDIDATES` keys are tried, over all sources.
         let kid = header.kid.as_deref();
         let mut cold = false;
-        let mut tried = false;
-        // The source and key set of the key that verified the signature.
+        let mut budget = MAX_CANDIDATES;
+        // The source, key set and key that verified the signature.
         let mut verified: Option<(usize, Arc<KeySet>, usize)> = None;
         for (source, provider) in self.providers.iter().enumerate() {
             let Some(set) = provider.current() else {
                 cold = true;
                 continue;
             };
-            if let Some(key) = set.verify(kid, alg, seg.signing_input, signature, &mut tried) {
+            if let Some(key) = set.verify(kid, alg, seg.signing_input, signature, &mut budget) {
                 verified = Some((source, set, key));
                 break;
             }
         }
+        let tried = budget < MAX_CANDIDATES;
         let Some((source, set, key)) = verified else {
-            if tried && kid.is_some() {
+            // A source without keys yet may hold the token's key: wait for it (unless a key
+            // with the token's own `kid` already refused the signature).
+            if cold && !(tried && kid.is_some()) {
+                return Ok(Step::Refresh(RefreshReason::NoKeys));
+            }
+            if tried {
                 return Err(JwtError::new(JwtErrorKind::InvalidSignature));
             }
-            if !may_refresh {
-                if tried {
-                    return Err(JwtError::new(JwtErrorKind::InvalidSignature));
+            // Only a `kid` the sets do not hold asks for fresh keys (rate-limited, and
+            // remembered by the provider); a token without `kid` never does: it can name no
+            // key to look for, so any client could otherwise make every request a refetch.
+            return match kid {
+                Some(kid) if may_refresh => {
+                    Ok(Step::Refresh(RefreshReason::UnknownKid(kid.to_owned())))
                 }
-                if cold {
-                    return Ok(Step::Refresh(RefreshReason::NoKeys));
-                }
-                return Err(JwtError::new(JwtErrorKind::UnknownKey));
-            }
-            let reason = match kid {
-                _ if cold => RefreshReason::NoKeys,
-                Some(kid) => RefreshReason::UnknownKid(kid.to_owned()),
-                None => RefreshReason::NoMatchingKey,
+                _ => Err(JwtError::new(JwtErrorKind::UnknownKey)),
             };
-            return Ok(Step::Refresh(reason));
         };
 
         // Claims.
@@ -309,12 +317,19 @@ impl Validator {
         self.issuer_rule.check(source, &set, key, &registered)?;
         self.check_audience(&registered)?;
         let claims = Claims::new(registered, self.id);
-        if let Some(req) = &self.requirement {
-            req.check(&claims).map_err(|d| {
-                JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
-            })?;
-        }
+        self.check_requirement(&claims)?;
         Ok(Step::Done(claims))
+    }
+
+    /// The layer's synchronous requirements (the asynchronous ones run in `finish_async`).
+    #[inline]
+    pub(crate) fn check_requirement(&self, claims: &Claims) -> Result<(), JwtError> {
+        match &self.requirement {
+            Some(req) => req.check(claims).map_err(|d| {
+                JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
+            }),
+            None => Ok(()),
+        }
     }
 
     fn check_time(&self, r: &token::Registered) -> Result<(), JwtError> {

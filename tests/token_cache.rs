@@ -70,7 +70,7 @@ struct Setup {
     layer: ValidateJwtLayer,
     provider: Swappable,
     clock: ManualClock,
-    /// How many times the synchronous requirement ran: once per full validation.
+    /// How many times the synchronous requirement ran: on every validation, hits included.
     checks: Arc<AtomicUsize>,
 }
 
@@ -139,8 +139,8 @@ async fn a_hit_returns_the_same_claims_without_verifying() {
     assert_eq!(stats(&s.layer), (1, 1, 1));
     assert_eq!(
         s.checks.load(Ordering::SeqCst),
-        1,
-        "requirements not re-run"
+        2,
+        "requirements run again on a hit"
     );
     // A hit reads them once, to compare with the snapshot; it verifies nothing.
     assert_eq!(s.provider.lookups(), 3);
@@ -152,7 +152,7 @@ async fn a_hit_returns_the_same_claims_without_verifying() {
     assert!(!std::ptr::eq(first.raw().as_ptr(), second.raw().as_ptr()));
     let third = s.layer.validate_token(&token).await.unwrap();
     assert_eq!(stats(&s.layer), (1, 2, 1));
-    assert_eq!(s.checks.load(Ordering::SeqCst), 1);
+    assert_eq!(s.checks.load(Ordering::SeqCst), 3);
     assert!(std::ptr::eq(second.raw().as_ptr(), third.raw().as_ptr()));
 }
 
@@ -203,7 +203,7 @@ fn front_cache_hits_on_other_threads_are_counted_and_checked() {
     });
     // One miss, then 10 hits: each thread's first from the shared cache, the rest its own.
     assert_eq!(stats(&s.layer), (1, 10, 1));
-    assert_eq!(s.checks.load(Ordering::SeqCst), 1);
+    assert_eq!(s.checks.load(Ordering::SeqCst), 11);
     // A rotation reaches every thread's copy.
     s.provider.swap(key_set(&[&TestKey::es256("k2")]));
     std::thread::scope(|scope| {
@@ -244,7 +244,7 @@ async fn hits_go_through_the_http_service_too() {
         assert_eq!(resp.status(), 200);
     }
     assert_eq!(stats(&s.layer), (1, 2, 1));
-    assert_eq!(s.checks.load(Ordering::SeqCst), 1);
+    assert_eq!(s.checks.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
@@ -295,7 +295,7 @@ async fn a_key_set_change_drops_the_entries() {
     s.provider.swap(key_set(&[&key, &other]));
     s.layer.validate_token(&token).await.unwrap();
     assert_eq!(stats(&s.layer), (1, 1, 2));
-    assert_eq!(s.checks.load(Ordering::SeqCst), 2);
+    assert_eq!(s.checks.load(Ordering::SeqCst), 3);
     s.layer.validate_token(&token).await.unwrap();
     assert_eq!(stats(&s.layer), (1, 2, 2));
 
@@ -496,4 +496,39 @@ async fn a_token_validated_after_a_cold_start_is_cached() {
     assert_eq!(stats(&layer), (1, 0, 1));
     layer.validate_token(&token).await.unwrap();
     assert_eq!(stats(&layer), (1, 1, 1));
+}
+
+/// A synchronous predicate that reads changing state (a revocation list) decides on every hit,
+/// not only on the validation that filled the cache.
+#[tokio::test]
+async fn a_hit_reruns_synchronous_predicates() {
+    let key = TestKey::es256("k1");
+    let revoked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let list = revoked.clone();
+    let layer = ValidateJwtLayer::builder()
+        .add_provider(Swappable::new(key_set(&[&key])))
+        .add_audience(AUDIENCE)
+        .with_clock(ManualClock::new(NOW))
+        .require(Requirement::predicate("not revoked", move |claims| {
+            let jti = claims.get("jti").and_then(|j| j.as_str()).unwrap_or("");
+            match list.lock().unwrap().iter().any(|r| r == jti) {
+                true => Err(validate_jwt::Denied::new("the token was revoked")),
+                false => Ok(()),
+            }
+        }))
+        .with_token_cache(10)
+        .build()
+        .unwrap();
+    let mut claims = claims_at(NOW, 3600);
+    claims["jti"] = json!("t-1");
+    let token = key.token(&claims);
+    layer.validate_token(&token).await.unwrap();
+    layer.validate_token(&token).await.unwrap();
+    assert_eq!(stats(&layer), (1, 1, 1));
+    revoked.lock().unwrap().push("t-1".into());
+    for _ in 0..3 {
+        let err = layer.validate_token(&token).await.unwrap_err();
+        assert_eq!(err.kind(), JwtErrorKind::InsufficientScope);
+        assert!(err.detail().unwrap().contains("revoked"), "{err}");
+    }
 }

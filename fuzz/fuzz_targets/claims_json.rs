@@ -1,13 +1,66 @@
 //! The payload parser (`Claims::from_unverified_json`: one strict pass over the JSON, the same
-//! code the layer runs on every verified payload) against serde_json. It must accept no
-//! document serde_json refuses, call no well-formed object malformed (within serde_json's
-//! nesting limit), and read the same registered claims serde_json reads.
+//! code the layer runs on every verified payload) against serde_json. It must accept exactly
+//! the I-JSON objects (RFC 7493): what serde_json accepts when it builds every value (no lone
+//! surrogate, no out-of-range number, its nesting limit), less objects that repeat a name;
+//! never call such an object malformed; and read the same registered claims serde_json reads.
 #![no_main]
 
+use std::collections::HashSet;
+
 use libfuzzer_sys::fuzz_target;
-use serde::de::IgnoredAny;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use validate_jwt::{Claims, JwtErrorKind};
+use validate_jwt::Claims;
+
+/// Any JSON value whose objects never repeat a name.
+struct Unique;
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Unique;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        while seq.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key) {
+                return Err(de::Error::custom("duplicate name"));
+            }
+            map.next_value::<Unique>()?;
+        }
+        Ok(Unique)
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let ours = Claims::from_unverified_json(data);
@@ -18,35 +71,41 @@ fuzz_target!(|data: &[u8]| {
     let object = text
         .trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{');
-    let well_formed = object && serde_json::from_str::<IgnoredAny>(text).is_ok();
+    let i_json = object && serde_json::from_str::<Unique>(text).is_ok();
     match ours {
         Ok(claims) => {
-            assert!(well_formed, "accepted what serde_json refuses: {text:?}");
+            assert!(i_json, "accepted what is not an I-JSON object: {text:?}");
             assert_eq!(claims.raw(), data);
-            // serde_json builds the same object (our parser refused duplicates of these).
-            if let Ok(map) = serde_json::from_str::<Map<String, Value>>(text) {
-                let string = |name: &str| map.get(name).and_then(Value::as_str);
-                assert_eq!(claims.issuer(), string("iss"));
-                assert_eq!(claims.subject(), string("sub"));
-                assert_eq!(claims.tenant_id(), string("tid"));
-                assert_eq!(claims.expires_at(), map.get("exp").and_then(Value::as_f64));
-                assert_eq!(claims.not_before(), map.get("nbf").and_then(Value::as_f64));
-                let theirs: Vec<&str> = match map.get("aud") {
-                    Some(Value::String(s)) => vec![s.as_str()],
-                    Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-                    _ => Vec::new(),
-                };
-                assert_eq!(claims.audiences().collect::<Vec<_>>(), theirs);
+            // serde_json builds the same object, and so does the claims' own map.
+            let map = serde_json::from_str::<Map<String, Value>>(text)
+                .expect("an accepted payload is a serde_json object");
+            let string = |name: &str| map.get(name).and_then(Value::as_str);
+            assert_eq!(claims.issuer(), string("iss"));
+            assert_eq!(claims.subject(), string("sub"));
+            assert_eq!(claims.tenant_id(), string("tid"));
+            assert_eq!(claims.expires_at(), map.get("exp").and_then(Value::as_f64));
+            assert_eq!(claims.not_before(), map.get("nbf").and_then(Value::as_f64));
+            let theirs: Vec<&str> = match map.get("aud") {
+                Some(Value::String(s)) => vec![s.as_str()],
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            assert_eq!(claims.audiences().collect::<Vec<_>>(), theirs);
+            for (name, value) in &map {
+                assert_eq!(claims.get(name), Some(value), "{name}");
             }
         }
-        Err(e) if e.kind() == JwtErrorKind::Malformed && well_formed => {
-            // Only what serde_json also refuses when it builds values: nesting past its limit,
-            // a key that is no string (a lone surrogate escape).
+        Err(e) => {
+            // An I-JSON object is only ever refused for its claims' types, never as malformed
+            // or for a repeated name.
             assert!(
-                serde_json::from_str::<Value>(text).is_err(),
-                "called a well-formed object malformed: {text:?}"
+                !i_json || e.kind() == validate_jwt::JwtErrorKind::InvalidClaims,
+                "refused an I-JSON object as {:?}: {text:?}",
+                e.kind()
             );
+            if i_json {
+                assert_ne!(e.detail(), Some("the payload repeats a member"), "{text:?}");
+            }
         }
-        Err(_) => {}
     }
 });

@@ -160,7 +160,9 @@ mod backend {
                     .iter()
                     .find(|(a, _)| *a == alg)
                     .is_some_and(|(_, key)| key.verify_sig(message, sig).is_ok()),
-                Verifier::Single(a, key) => *a == alg && key.verify_sig(message, sig).is_ok(),
+                Verifier::Single(a, key) => {
+                    *a == alg.canonical() && key.verify_sig(message, sig).is_ok()
+                }
                 Verifier::Hmac(keys) => keys
                     .iter()
                     .find(|(a, _)| *a == alg)
@@ -193,7 +195,7 @@ mod backend {
             Algorithm::PS512 => jsonwebtoken::Algorithm::PS512,
             Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
             Algorithm::ES384 => jsonwebtoken::Algorithm::ES384,
-            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Algorithm::EdDSA | Algorithm::Ed25519 => jsonwebtoken::Algorithm::EdDSA,
             Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
             Algorithm::HS384 => jsonwebtoken::Algorithm::HS384,
             Algorithm::HS512 => jsonwebtoken::Algorithm::HS512,

@@ -73,6 +73,10 @@ impl Key {
                     format!("algorithm {alg} does not fit this key"),
                 ));
             }
+            // An Ed25519 key named `EdDSA` or `Ed25519` verifies both names of its algorithm.
+            Some(_) if family == KeyFamily::Ed25519 => {
+                AlgorithmSet::of([Algorithm::EdDSA, Algorithm::Ed25519])
+            }
             Some(alg) => AlgorithmSet::of([alg]),
             None => AlgorithmSet::of(Algorithm::ALL.into_iter().filter(|a| a.family() == family)),
         };
@@ -95,7 +99,7 @@ impl Key {
 
     /// The one algorithm the key is bound to, when its JWK (or configuration) named one.
     /// Without it the key verifies the algorithms of its type: RSA keys RS*/PS*, P-256 keys ES256,
-    /// P-384 keys ES384, Ed25519 keys EdDSA, HMAC secrets HS*.
+    /// P-384 keys ES384, Ed25519 keys EdDSA and Ed25519 (RFC 9864), HMAC secrets HS*.
     pub fn algorithm(&self) -> Option<Algorithm> {
         self.alg
     }
@@ -124,14 +128,16 @@ impl Key {
     }
 }
 
-/// How many keys a token without `kid` is tried against, at most.
-pub(crate) const MAX_KIDLESS_CANDIDATES: usize = 4;
+/// How many keys one token is tried against, at most, over all of a layer's key sets (a token
+/// without `kid` is tried against the keys of its algorithm; one with a `kid` against the keys
+/// sharing it).
+pub(crate) const MAX_CANDIDATES: usize = 4;
 
 /// An immutable, ready snapshot of verification keys, indexed by `kid`.
 ///
 /// Duplicate `kid`s are kept deliberately: identity providers publish the same `kid` for keys
 /// of different types during migrations, so every key with the `kid` whose algorithm fits the
-/// token is a candidate (in document order, at most four of them).
+/// token is a candidate (in document order, at most four of them per token).
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<Arc<Key>>,
@@ -234,11 +240,11 @@ impl KeySet {
             .copied()
             .chain(kidless)
             .filter(move |i| self.keys[*i].supports(alg))
-            .take(MAX_KIDLESS_CANDIDATES)
     }
 
-    /// Verifies `signature` with the keys the token may name; the index of the key that
-    /// verified it (see [`key_at`](Self::key_at)). `tried` is set when any key was a candidate.
+    /// Verifies `signature` with the keys the token may name, at most `budget` of them (the
+    /// budget is shared by all of a layer's key sets, [`MAX_CANDIDATES`] per token); the index
+    /// of the key that verified it (see [`key_at`](Self::key_at)).
     #[inline]
     pub(crate) fn verify(
         &self,
@@ -246,10 +252,11 @@ impl KeySet {
         alg: Algorithm,
         message: &[u8],
         signature: &[u8],
-        tried: &mut bool,
+        budget: &mut usize,
     ) -> Option<usize> {
-        self.candidates(kid, alg).find(|i| {
-            *tried = true;
+        let allowed = *budget;
+        self.candidates(kid, alg).take(allowed).find(|i| {
+            *budget -= 1;
             self.keys[*i].verify(alg, message, signature)
         })
     }
@@ -268,8 +275,6 @@ pub enum RefreshReason {
     NoKeys,
     /// A token names a `kid` the current set does not hold.
     UnknownKid(String),
-    /// A token has no `kid` and no current key verified it.
-    NoMatchingKey,
 }
 
 /// The future a [`JwksProvider`] returns from [`refresh`](JwksProvider::refresh).

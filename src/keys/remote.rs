@@ -30,6 +30,10 @@ const MAX_REMEMBERED_KIDS: usize = 1024;
 /// The first retry delay after a failed fetch; it doubles up to [`BACKOFF_MAX`].
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The longest request timeout accepted.
+const MAX_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The longest cache lifetime (and least on-demand refresh interval) accepted.
+const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// A key source on the network: a JWKS URL, or the `jwks_uri` of an OpenID Connect discovery
 /// document or RFC 8414 authorization server metadata.
@@ -442,6 +446,16 @@ impl RemoteJwksBuilder {
         }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return setting("timeouts must not be zero");
+        }
+        // Out-of-range durations are refused here rather than overflowing a deadline later.
+        if self.timeout > MAX_TIMEOUT || self.connect_timeout > MAX_TIMEOUT {
+            return setting("timeouts must be at most 5 minutes");
+        }
+        if self.min_refresh_interval > MAX_TTL {
+            return setting("min_refresh_interval must be at most 7 days");
+        }
+        if ttl_max > MAX_TTL || self.default_ttl > MAX_TTL {
+            return setting("cache lifetimes must be at most 7 days");
         }
         if self.max_body_bytes == 0 || self.max_keys == 0 {
             return setting("max_body_bytes and max_keys must not be zero");
@@ -996,6 +1010,22 @@ mod tests {
         assert!(b().max_body_bytes(0).build().is_err());
         assert!(b().max_keys(0).build().is_err());
         assert!(b().also_accept_issuer("").build().is_err());
+        assert!(b().for_issuer("").build().is_err());
+        // Out-of-range durations fail here, not as an overflow at the first refresh.
+        assert!(b().timeout(Duration::MAX).build().is_err());
+        assert!(
+            b().connect_timeout(Duration::from_secs(301))
+                .build()
+                .is_err()
+        );
+        assert!(b().min_refresh_interval(Duration::MAX).build().is_err());
+        assert!(
+            b().cache_ttl_bounds(Duration::ZERO, Duration::MAX)
+                .build()
+                .is_err()
+        );
+        assert!(b().default_cache_ttl(Duration::MAX).build().is_err());
+        assert!(b().timeout(Duration::from_secs(300)).build().is_ok());
         let err = RemoteJwks::discover("https://idp.example/keys")
             .build()
             .unwrap_err();
