@@ -12,7 +12,7 @@ pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 
 for _ in $(seq 1 300); do
-  [ "$(grep -c '^curl ' "$out" || true)" -ge 4 ] && break
+  [ "$(grep -c '^curl ' "$out" || true)" -ge 5 ] && break
   kill -0 "$pid" 2>/dev/null || { cat "$out" >&2; echo "check_demo: the demo exited" >&2; exit 1; }
   sleep 0.1
 done
@@ -37,4 +37,4 @@ while IFS= read -r line; do
       ;;
   esac
 done <"$out"
-[ "$checked" -ge 4 ] || { cat "$out" >&2; echo "check_demo: found $checked curl lines" >&2; exit 1; }
+[ "$checked" -ge 5 ] || { cat "$out" >&2; echo "check_demo: found $checked curl lines" >&2; exit 1; }
