@@ -55,6 +55,8 @@ mod extract;
 pub mod grpc;
 mod issuer;
 mod json;
+#[cfg(test)]
+mod json_oracle;
 pub mod keys;
 mod layer;
 mod response;

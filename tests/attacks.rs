@@ -1162,13 +1162,6 @@ async fn iss_with_a_trailing_slash_is_refused() {
     assert_invalid_token(&call(&layer, &token).await, JwtErrorKind::InvalidClaims);
 }
 
-/// Claims as JSON text with `extra` appended as further members.
-fn payload_with(extra: &str) -> String {
-    let mut payload = claims().to_string();
-    payload.pop();
-    format!("{payload},{extra}}}")
-}
-
 #[tokio::test]
 async fn duplicate_alg_in_the_header_is_refused() {
     let layer = default_layer();

@@ -44,13 +44,6 @@ fn token_with_payload(key: &TestKey, payload: &str) -> String {
     key.sign_bytes(key.alg, header.as_bytes(), payload.as_bytes())
 }
 
-/// `claims()` as JSON text, with `extra` members appended.
-fn payload_with(extra: &str) -> String {
-    let mut text = claims().to_string();
-    text.pop();
-    format!("{text},{extra}}}")
-}
-
 // ---- failure answers -------------------------------------------------------------------------
 
 #[tokio::test]

@@ -14,13 +14,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use common::*;
-use http_body_util::BodyExt as _;
 use key_server::KeyServer;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 use validate_jwt::{
-    AzureAd, ConfigError, JwksProvider, JwtError, JwtErrorKind, KeyErrorKind, KeySet,
-    RefreshFuture, RefreshReason, RemoteJwks, Requirement, StaticKeys, ValidateJwtLayer,
+    AzureAd, ConfigError, JwksProvider, JwtErrorKind, KeyErrorKind, KeySet, RefreshFuture,
+    RefreshReason, RemoteJwks, Requirement, StaticKeys, ValidateJwtLayer,
 };
 
 const EVIL: &str = "https://evil.test";
@@ -451,18 +449,7 @@ async fn through(
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = app
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let kind = response.extensions().get::<JwtError>().map(JwtError::kind);
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        kind,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    respond(app, request.body(Body::empty()).unwrap()).await
 }
 
 fn layer_for(key: &TestKey, audience: &str) -> ValidateJwtLayer {

@@ -167,6 +167,36 @@ pub fn claims() -> Value {
     json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now() + 3600, "iat": now(), "scp": "Echo.Read"})
 }
 
+/// [`claims`] as JSON text with `extra` appended as further members (for JSON that serde_json
+/// would not write, such as repeated members).
+pub fn payload_with(extra: &str) -> String {
+    let mut payload = claims().to_string();
+    payload.pop();
+    format!("{payload},{extra}}}")
+}
+
+/// Sends `request` to `app`: (status, the refusal's kind, the JSON body or `Null`).
+pub async fn respond(
+    app: axum::Router,
+    request: http::Request<axum::body::Body>,
+) -> (u16, Option<validate_jwt::JwtErrorKind>, Value) {
+    let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .extensions()
+        .get::<validate_jwt::JwtError>()
+        .map(validate_jwt::JwtError::kind);
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        kind,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 pub fn jwks(keys: &[&TestKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.jwk(true)).collect::<Vec<_>>() })
 }
