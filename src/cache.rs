@@ -68,10 +68,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::claims::Claims;
-use crate::error::JwtError;
 use crate::keys::{JwksProvider, KeySet};
-use crate::layer::ValidateJwtLayer;
-use crate::validate::{Step, Validator};
 
 /// The most shards a cache is split into.
 const MAX_SHARDS: usize = 16;
@@ -84,7 +81,7 @@ const MIN_SHARD_CAPACITY: usize = 64;
 const SIGNATURE_HASH_WINDOW: usize = 1400;
 
 /// The size and counters of a layer's verified-token cache, from
-/// [`ValidateJwtLayer::token_cache_stats`].
+/// [`ValidateJwtLayer::token_cache_stats`](crate::ValidateJwtLayer::token_cache_stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
@@ -96,15 +93,6 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups that were not (and went on to a full validation).
     pub misses: u64,
-}
-
-impl ValidateJwtLayer {
-    /// The verified-token cache's size and hit/miss counters; `None` when the cache is off
-    /// (see [`ValidateJwtBuilder::with_token_cache`](crate::ValidateJwtBuilder::with_token_cache)).
-    /// Clones of the layer share one cache.
-    pub fn token_cache_stats(&self) -> Option<CacheStats> {
-        self.validator.token_cache.as_ref().map(TokenCache::stats)
-    }
 }
 
 /// A hasher for keys that are already hashes.
@@ -144,16 +132,16 @@ struct Entry {
 /// tracks one ([`JwksProvider::key_set_version`], a plain load to compare), else the set itself,
 /// held weakly (`None`: the provider had none).
 #[derive(Clone)]
-enum Stamp {
+pub(crate) enum Stamp {
     Version(u64),
     Set(Option<Weak<KeySet>>),
 }
 
-type Stamps = Box<[Stamp]>;
+pub(crate) type Stamps = Box<[Stamp]>;
 
-/// The providers' stamps now. Taken *before* a validation, so a set replaced meanwhile makes
+/// The providers' stamps now, for [`TokenCache::remember`]. Taken *before* a validation, so a set replaced meanwhile makes
 /// the entry stale rather than wrongly fresh.
-fn stamps(providers: &[Arc<dyn JwksProvider>]) -> Stamps {
+pub(crate) fn stamps(providers: &[Arc<dyn JwksProvider>]) -> Stamps {
     providers
         .iter()
         .map(|p| match p.key_set_version() {
@@ -225,7 +213,14 @@ impl Shard {
     }
 }
 
-/// The cache itself, owned by the layer's [`Validator`].
+/// A lookup that found nothing: what [`TokenCache::remember`] needs to file the token after a
+/// full validation (its hash, computed once).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Miss(u64);
+
+/// The cache itself: a store of validated tokens, `lookup` and `remember`. What "still good"
+/// means (the time rule) is the caller's, passed in; the cache only adds that the key sets the
+/// token was checked with are still the current ones.
 pub(crate) struct TokenCache {
     /// Tells this cache's entries apart in the threads' front caches.
     id: u64,
@@ -278,7 +273,7 @@ impl TokenCache {
     /// Hashing the whole 1–2 KB token would cost about a microsecond; the signature segment
     /// (43–342 characters) is what distinguishes signed tokens, and the comparison on a hit is
     /// over every byte anyway.
-    pub(crate) fn hash(&self, token: &[u8]) -> u64 {
+    fn hash(&self, token: &[u8]) -> u64 {
         let window = &token[token.len().saturating_sub(SIGNATURE_HASH_WINDOW)..];
         let tail = match window.iter().rposition(|b| *b == b'.') {
             Some(dot) => &window[dot..],
@@ -301,8 +296,8 @@ impl TokenCache {
         &self,
         hash: u64,
         token: &[u8],
-        validator: &Validator,
-        now: u64,
+        providers: &[Arc<dyn JwksProvider>],
+        fresh: &dyn Fn(&Claims) -> bool,
         with_stamps: bool,
     ) -> Option<(Claims, Option<Stamps>)> {
         let mut shard = lock(self.shard(hash));
@@ -310,11 +305,7 @@ impl TokenCache {
             && let Some(entry) = shard.slots[slot].as_mut()
             && *entry.token == *token
         {
-            if still_current(&entry.stamps, &validator.providers)
-                && validator
-                    .check_times_at(now, entry.claims.expires_at(), entry.claims.not_before())
-                    .is_ok()
-            {
+            if still_current(&entry.stamps, providers) && fresh(&entry.claims) {
                 entry.referenced = true;
                 let stamps = with_stamps.then(|| entry.stamps.clone());
                 let found = (entry.claims.clone(), stamps);
@@ -328,19 +319,18 @@ impl TokenCache {
         None
     }
 
-    /// Remembers a validated token. `stamps` were taken *before* the validation.
-    fn insert(
+    /// Remembers a validated token. `stamps` were taken *before* the validation; `useless_at`
+    /// is when the token stops passing the time rule (`exp` + leeway), for eviction.
+    pub(crate) fn remember(
         &self,
-        hash: u64,
+        miss: Miss,
         token: &[u8],
         claims: Claims,
         stamps: Stamps,
-        leeway: u64,
+        useless_at: f64,
         now: u64,
     ) {
-        let useless_at = claims
-            .expires_at()
-            .map_or(f64::INFINITY, |exp| exp + leeway as f64);
+        let hash = miss.0;
         let entry = Entry {
             hash,
             token: token.into(),
@@ -383,64 +373,48 @@ impl TokenCache {
         stats
     }
 
-    /// Validates `token` through the cache: a hit returns the remembered claims; a miss runs the
-    /// full synchronous validation and remembers a success.
-    pub(crate) fn verify(&self, validator: &Validator, token: &[u8]) -> Result<Step, JwtError> {
-        if token.len() > validator.max_token_bytes {
-            return validator.verify(token, true);
-        }
-        let now = validator.clock.now();
-        // A hit skips the parsing and the signature, never a rule that can change its mind:
-        // time was rechecked by the lookup, and every requirement (predicates read changing
-        // state: a revocation list, the clock) runs again here.
-        if let Some(claims) = self.front_get(token, validator, now) {
+    /// The remembered claims of exactly these token bytes, if they were validated under the
+    /// current key sets of `providers` and `fresh` still holds for them (the caller's time
+    /// rule); otherwise a [`Miss`] to [`remember`](Self::remember) the token with after a full
+    /// validation. Hits are counted.
+    pub(crate) fn lookup(
+        &self,
+        token: &[u8],
+        providers: &[Arc<dyn JwksProvider>],
+        fresh: &dyn Fn(&Claims) -> bool,
+    ) -> Result<Claims, Miss> {
+        if let Some(claims) = self.front_get(token, providers, fresh) {
             let stripe = STRIPE.try_with(|s| *s).unwrap_or(0) % self.front_hits.len();
             self.front_hits[stripe].0.fetch_add(1, Ordering::Relaxed);
-            validator.check_requirement(&claims)?;
-            return Ok(Step::Done(claims));
+            return Ok(claims);
         }
         let hash = self.hash(token);
         let hot = self.front_admits(hash);
-        if let Some((claims, stamps)) = self.get(hash, token, validator, now, hot) {
-            validator.check_requirement(&claims)?;
-            let Some(stamps) = stamps else {
-                return Ok(Step::Done(claims));
-            };
-            // Hot on this thread: it keeps its own copy, so that its next hits share nothing
-            // with other threads (not even a reference count).
-            let own = claims.deep_copy();
-            self.front_put(token, own.clone(), stamps);
-            return Ok(Step::Done(own));
+        match self.get(hash, token, providers, fresh, hot) {
+            Some((claims, None)) => Ok(claims),
+            Some((claims, Some(stamps))) => {
+                // Hot on this thread: it keeps its own copy, so that its next hits share
+                // nothing with other threads (not even a reference count).
+                let own = claims.deep_copy();
+                self.front_put(token, own.clone(), stamps);
+                Ok(own)
+            }
+            None => Err(Miss(hash)),
         }
-        let stamps = stamps(&validator.providers);
-        let step = validator.verify(token, true)?;
-        if let Step::Done(claims) = &step {
-            self.insert(hash, token, claims.clone(), stamps, validator.leeway, now);
-        }
-        Ok(step)
     }
 
-    /// The retry after a key refresh (the lookup already missed): validates without asking
-    /// for another refresh and remembers a success.
-    pub(crate) fn verify_after_refresh(
-        &self,
-        validator: &Validator,
-        token: &[u8],
-    ) -> Result<Step, JwtError> {
-        let now = validator.clock.now();
-        let stamps = stamps(&validator.providers);
-        let step = validator.verify(token, false)?;
-        if let Step::Done(claims) = &step
-            && token.len() <= validator.max_token_bytes
-        {
-            let hash = self.hash(token);
-            self.insert(hash, token, claims.clone(), stamps, validator.leeway, now);
-        }
-        Ok(step)
+    /// A [`Miss`] for a token that was not looked up (validated on another path).
+    pub(crate) fn miss(&self, token: &[u8]) -> Miss {
+        Miss(self.hash(token))
     }
 
     /// This thread's front entry for `token`, if fresh; a stale one is dropped.
-    fn front_get(&self, token: &[u8], validator: &Validator, now: u64) -> Option<Claims> {
+    fn front_get(
+        &self,
+        token: &[u8],
+        providers: &[Arc<dyn JwksProvider>],
+        fresh: &dyn Fn(&Claims) -> bool,
+    ) -> Option<Claims> {
         FRONT
             .try_with(|front| {
                 let mut front = front.try_borrow_mut().ok()?;
@@ -449,11 +423,7 @@ impl TokenCache {
                     .iter()
                     .position(|e| e.cache == self.id && *e.token == *token)?;
                 let entry = &mut front.slots[i];
-                if still_current(&entry.stamps, &validator.providers)
-                    && validator
-                        .check_times_at(now, entry.claims.expires_at(), entry.claims.not_before())
-                        .is_ok()
-                {
+                if still_current(&entry.stamps, providers) && fresh(&entry.claims) {
                     entry.referenced = true;
                     return Some(entry.claims.clone());
                 }
@@ -591,7 +561,14 @@ mod tests {
     }
 
     fn put(c: &TokenCache, token: &[u8], exp: u64, now: u64) {
-        c.insert(c.hash(token), token, claims(exp), Box::new([]), 0, now);
+        c.remember(
+            c.miss(token),
+            token,
+            claims(exp),
+            Box::new([]),
+            exp as f64,
+            now,
+        );
     }
 
     #[test]

@@ -14,20 +14,14 @@ use crate::error::{ConfigError, JwtError};
 use crate::extract::TokenLocations;
 use crate::issuer::{self, AzureV1, IssuerPattern, IssuerRule, Statement};
 use crate::keys::{JwksProvider, RemoteJwks, StaticKeys};
-use crate::layer::ValidateJwtLayer;
+use crate::layer::{Http, Skip, ValidateJwtLayer};
 use crate::response::{Answers, is_quotable};
-use crate::validate::{TypPolicy, Validator};
+use crate::validate::{Rules, TypPolicy, Validator};
 
 #[derive(Debug, Clone, Copy)]
 enum RemoteKind {
     Discovery,
     Jwks,
-}
-
-/// A fresh layer id (never 0, the id of claims no layer verified).
-fn next_layer_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The default leeway for `exp` and `nbf` (APIM's `clock-skew`): 60 seconds.
@@ -84,7 +78,7 @@ pub struct ValidateJwtBuilder {
     requirements: Vec<Requirement>,
     clock: Arc<dyn Clock>,
     allow_anonymous: bool,
-    skip: Option<Arc<crate::validate::Skip>>,
+    skip: Option<Arc<Skip>>,
     locations: TokenLocations,
     header_name: Option<String>,
     scheme: Option<String>,
@@ -108,6 +102,13 @@ impl fmt::Debug for ValidateJwtBuilder {
             .field("issuers", &self.issuers)
             .field("audiences", &self.audiences)
             .finish_non_exhaustive()
+    }
+}
+
+impl ValidateJwtLayer {
+    /// Starts a configuration.
+    pub fn builder() -> ValidateJwtBuilder {
+        ValidateJwtBuilder::new()
     }
 }
 
@@ -720,12 +721,8 @@ impl ValidateJwtBuilder {
             1 => self.requirements.into_iter().next(),
             _ => Some(Requirement::all(self.requirements)),
         };
-        let mut wanted = Vec::new();
-        let mut scopes = Vec::new();
         if let Some(r) = &requirement {
             r.validate()?;
-            r.claim_names(&mut wanted);
-            r.scope_names(&mut scopes);
         }
 
         for p in &providers {
@@ -734,8 +731,7 @@ impl ValidateJwtBuilder {
             }
         }
 
-        let validator = Validator {
-            locations,
+        let validator = Validator::new(Rules {
             providers,
             algorithms,
             typ: self.typ,
@@ -749,26 +745,23 @@ impl ValidateJwtBuilder {
                 .collect(),
             any_audience: self.any_audience,
             max_token_bytes: self.max_token_bytes,
-            requirement_is_async: requirement.as_ref().is_some_and(Requirement::is_async),
             requirement,
-            wanted: wanted.into(),
-            required_scopes: (!scopes.is_empty()).then(|| scopes.join(" ")),
             clock: self.clock,
-            allow_anonymous: self.allow_anonymous,
+            key_wait: self.key_wait,
+            token_cache: self.token_cache,
+        });
+        let http = Http {
+            locations,
             skip: self.skip,
-            answers: Answers {
+            allow_anonymous: self.allow_anonymous,
+            answers: Arc::new(Answers {
                 realm: self.realm.map(Into::into),
                 failed_status,
                 failed_message: self.failed_message.map(Into::into),
                 responder: self.responder,
                 retry_after_secs: 10,
-            },
-            key_wait: self.key_wait,
-            id: next_layer_id(),
-            token_cache: crate::cache::TokenCache::new(self.token_cache),
+            }),
         };
-        Ok(ValidateJwtLayer {
-            validator: Arc::new(validator),
-        })
+        Ok(ValidateJwtLayer::new(validator, http))
     }
 }

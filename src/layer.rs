@@ -1,23 +1,37 @@
-//! [`ValidateJwtLayer`] → [`ValidateJwt`] → [`ResponseFuture`], and the per-route
-//! [`RequireClaimsLayer`].
+//! [`ValidateJwtLayer`] → [`ValidateJwt`] → [`ResponseFuture`](crate::ResponseFuture).
+//!
+//! The request path is one line, in [`ValidateJwt::call`](tower::Service::call): the gate
+//! (skipped or anonymous requests) → token extraction → [`Validator::check`] (the token's bytes)
+//! → claims into the request → the inner service, or an answer for a refusal.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower::Layer;
 use tower::Service;
 
+use crate::cache::CacheStats;
 use crate::claims::{Claims, Requirement};
-use crate::config::ValidateJwtBuilder;
 use crate::error::{JwtError, JwtErrorKind, KeyError};
-use crate::response::{ResponseBody, is_grpc};
-use crate::validate::{Check, PendingCheck, Validator};
+use crate::extract::TokenLocations;
+use crate::future::ResponseFuture;
+use crate::require::{PassedAnonymously, RequireClaimsLayer};
+use crate::response::{Answers, ResponseBody, is_grpc};
+use crate::validate::{Validator, Verdict};
+
+/// A skip predicate: requests it matches pass without a token (and without claims).
+pub(crate) type Skip = dyn Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync;
+
+/// The HTTP side of a layer: where tokens are read, which requests pass without one, and how
+/// refusals are answered.
+pub(crate) struct Http {
+    pub(crate) locations: TokenLocations,
+    pub(crate) skip: Option<Arc<Skip>>,
+    pub(crate) allow_anonymous: bool,
+    pub(crate) answers: Arc<Answers>,
+}
 
 /// Validates the JWT access token of every request before it reaches the inner service.
 ///
@@ -40,7 +54,8 @@ use crate::validate::{Check, PendingCheck, Validator};
 /// ```
 #[derive(Clone)]
 pub struct ValidateJwtLayer {
-    pub(crate) validator: Arc<Validator>,
+    validator: Arc<Validator>,
+    http: Arc<Http>,
 }
 
 impl fmt::Debug for ValidateJwtLayer {
@@ -50,15 +65,24 @@ impl fmt::Debug for ValidateJwtLayer {
 }
 
 impl ValidateJwtLayer {
-    /// Starts a configuration.
-    pub fn builder() -> ValidateJwtBuilder {
-        ValidateJwtBuilder::new()
+    pub(crate) fn new(validator: Validator, http: Http) -> Self {
+        ValidateJwtLayer {
+            validator: Arc::new(validator),
+            http: Arc::new(http),
+        }
+    }
+
+    /// The verified-token cache's size and hit/miss counters; `None` when the cache is off
+    /// (see [`ValidateJwtBuilder::with_token_cache`](crate::ValidateJwtBuilder::with_token_cache)).
+    /// Clones of the layer share one cache.
+    pub fn token_cache_stats(&self) -> Option<CacheStats> {
+        self.validator.token_cache_stats()
     }
 
     /// Waits until every key source has a key set (starting the fetches if needed); returns the
     /// first source's error if one cannot get keys. Await it in `main` to warm up before serving.
     pub async fn ready(&self) -> Result<(), KeyError> {
-        for provider in &self.validator.providers {
+        for provider in self.validator.providers() {
             provider.warm_up();
             if provider.current().is_none() {
                 provider.refresh(crate::RefreshReason::NoKeys).await?;
@@ -130,14 +154,7 @@ impl ValidateJwtLayer {
         &self,
         requirement: Requirement,
     ) -> Result<RequireClaimsLayer, crate::ConfigError> {
-        requirement.validate()?;
-        let mut scopes = Vec::new();
-        requirement.scope_names(&mut scopes);
-        Ok(RequireClaimsLayer {
-            validator: self.validator.clone(),
-            requirement: Arc::new(requirement),
-            required_scopes: (!scopes.is_empty()).then(|| scopes.join(" ")),
-        })
+        RequireClaimsLayer::new(self.validator.id(), self.http.answers.clone(), requirement)
     }
 }
 
@@ -148,6 +165,7 @@ impl<S> Layer<S> for ValidateJwtLayer {
         ValidateJwt {
             inner,
             validator: self.validator.clone(),
+            http: self.http.clone(),
         }
     }
 }
@@ -157,6 +175,7 @@ impl<S> Layer<S> for ValidateJwtLayer {
 pub struct ValidateJwt<S> {
     inner: S,
     validator: Arc<Validator>,
+    http: Arc<Http>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for ValidateJwt<S> {
@@ -184,14 +203,6 @@ impl<S> ValidateJwt<S> {
     }
 }
 
-fn reject<B>(
-    answers: &crate::response::Answers,
-    err: &JwtError,
-    grpc: bool,
-) -> Response<ResponseBody<B>> {
-    answers.respond(err, grpc).map(ResponseBody::rejection)
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ValidateJwt<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -207,273 +218,45 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match self.validator.check(&request) {
-            Check::Valid(claims) => {
+        let http = &self.http;
+        // The gate: requests that pass without a token.
+        let skipped = http
+            .skip
+            .as_ref()
+            .is_some_and(|skip| skip(request.method(), request.uri(), request.headers()));
+        let extracted = match skipped {
+            true => Ok(None),
+            false => http.locations.extract(request.headers(), request.uri()),
+        };
+        // Extraction, then the token's bytes.
+        let verdict = match extracted {
+            Ok(Some(token)) => self.validator.check(token),
+            Ok(None) if skipped || http.allow_anonymous => {
+                request
+                    .extensions_mut()
+                    .insert(PassedAnonymously(self.validator.id()));
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Ok(None) => Verdict::Invalid(JwtError::new(JwtErrorKind::Missing)),
+            Err(e) => Verdict::Invalid(e),
+        };
+        // Claims into the request and on to the service, or an answer.
+        match verdict {
+            Verdict::Valid(claims) => {
                 request.extensions_mut().insert(claims);
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Check::Anonymous => {
-                request
-                    .extensions_mut()
-                    .insert(PassedAnonymously(self.validator.id));
-                ResponseFuture::inner(self.inner.call(request))
-            }
-            Check::Invalid(err) => {
+            Verdict::Invalid(err) => {
                 let grpc = is_grpc(request.headers());
-                ResponseFuture::rejected_bytes(self.validator.answers.respond(&err, grpc))
+                ResponseFuture::rejected(http.answers.respond(&err, grpc))
             }
-            Check::Pending(check) => {
+            Verdict::Pending(check) => {
                 // The inner service was driven to readiness; move that one into the future
                 // and keep a fresh clone here (tower's "be careful when cloning" rule).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::pending(check, request, inner, self.validator.clone())
+                ResponseFuture::pending(check, request, inner, http.answers.clone())
             }
         }
-    }
-}
-
-pin_project! {
-    /// The response future of [`ValidateJwt`] and [`RequireClaims`].
-    pub struct ResponseFuture<S, ReqBody>
-    where
-        S: Service<Request<ReqBody>>,
-    {
-        #[pin]
-        state: State<S, ReqBody>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<S, ReqBody>
-    where
-        S: Service<Request<ReqBody>>,
-    {
-        Inner { #[pin] future: S::Future },
-        Rejected { response: Option<http::Response<Bytes>> },
-        Pending {
-            check: PendingCheck,
-            request: Option<Request<ReqBody>>,
-            inner: Option<S>,
-            validator: Arc<Validator>,
-        },
-    }
-}
-
-impl<S, ReqBody> ResponseFuture<S, ReqBody>
-where
-    S: Service<Request<ReqBody>>,
-{
-    fn inner(future: S::Future) -> Self {
-        ResponseFuture {
-            state: State::Inner { future },
-        }
-    }
-
-    fn rejected_bytes(response: http::Response<Bytes>) -> Self {
-        ResponseFuture {
-            state: State::Rejected {
-                response: Some(response),
-            },
-        }
-    }
-
-    fn pending(
-        check: PendingCheck,
-        request: Request<ReqBody>,
-        inner: S,
-        validator: Arc<Validator>,
-    ) -> Self {
-        ResponseFuture {
-            state: State::Pending {
-                check,
-                request: Some(request),
-                inner: Some(inner),
-                validator,
-            },
-        }
-    }
-}
-
-impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let mut this = self.as_mut().project();
-            let next = match this.state.as_mut().project() {
-                StateProj::Inner { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
-                }
-                StateProj::Rejected { response } => {
-                    // Polled again after it completed (a caller's bug): never a 2xx from here.
-                    let response = response.take().unwrap_or_else(|| {
-                        let mut r = http::Response::new(Bytes::new());
-                        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                        r
-                    });
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
-                }
-                StateProj::Pending {
-                    check,
-                    request,
-                    inner,
-                    validator,
-                } => {
-                    let result = ready!(check.as_mut().poll(cx));
-                    let (Some(mut request), Some(mut inner)) = (request.take(), inner.take())
-                    else {
-                        let err = JwtError::new(JwtErrorKind::InvalidRequest);
-                        return Poll::Ready(Ok(reject(&validator.answers, &err, false)));
-                    };
-                    match result {
-                        Ok(claims) => {
-                            if let Some(claims) = claims {
-                                request.extensions_mut().insert(claims);
-                            }
-                            State::Inner {
-                                future: inner.call(request),
-                            }
-                        }
-                        Err(err) => {
-                            let grpc = is_grpc(request.headers());
-                            State::Rejected {
-                                response: Some(validator.answers.respond(&err, grpc)),
-                            }
-                        }
-                    }
-                }
-            };
-            this.state.set(next);
-        }
-    }
-}
-
-/// Put in a request's extensions by [`ValidateJwt`] when it lets a request through without a
-/// token (`allow_anonymous`, `skip_if`): the layer's id, so that a [`RequireClaims`] made from
-/// that layer answers "no token" rather than "misconfigured".
-#[derive(Debug, Clone, Copy)]
-struct PassedAnonymously(u64);
-
-/// A per-route layer adding a [`Requirement`] to what [`ValidateJwtLayer`] checks; made by
-/// [`ValidateJwtLayer::require`].
-///
-/// It reads the claims its own [`ValidateJwtLayer`] verified, and only those: claims verified by
-/// another `ValidateJwtLayer` (whose issuer and audience rules are not this one's), or a request
-/// that reached it without passing through its layer at all, get a 500
-/// ([`JwtErrorKind::Misconfigured`]) whose description names the fix, and a `tracing` error. A
-/// request its layer let through without a token (`allow_anonymous`) gets the usual 401.
-#[derive(Clone)]
-pub struct RequireClaimsLayer {
-    validator: Arc<Validator>,
-    requirement: Arc<Requirement>,
-    required_scopes: Option<String>,
-}
-
-impl fmt::Debug for RequireClaimsLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireClaimsLayer")
-            .field("requirement", &self.requirement)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S> Layer<S> for RequireClaimsLayer {
-    type Service = RequireClaims<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireClaims {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service made by [`RequireClaimsLayer`].
-#[derive(Clone)]
-pub struct RequireClaims<S> {
-    inner: S,
-    layer: RequireClaimsLayer,
-}
-
-impl<S: fmt::Debug> fmt::Debug for RequireClaims<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireClaims")
-            .field("inner", &self.inner)
-            .field("requirement", &self.layer.requirement)
-            .finish()
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireClaims<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    ReqBody: Send + 'static,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let validator = &self.layer.validator;
-        let grpc = is_grpc(request.headers());
-        let own = validator.id;
-        let claims = match request.extensions().get::<Claims>() {
-            Some(claims) if claims.layer() == own => claims.clone(),
-            Some(_) => {
-                let err = JwtError::with_detail(
-                    JwtErrorKind::Misconfigured,
-                    "the claims were verified by another ValidateJwtLayer than the one this                      RequireClaimsLayer was made from: make it with `require` on the layer                      that validates this route's requests",
-                );
-                return ResponseFuture::rejected_bytes(validator.answers.respond(&err, grpc));
-            }
-            None => {
-                let anonymous = request
-                    .extensions()
-                    .get::<PassedAnonymously>()
-                    .is_some_and(|p| p.0 == own);
-                let err = if anonymous {
-                    // Its own layer let the request through without a token.
-                    JwtError::new(JwtErrorKind::Missing)
-                } else {
-                    JwtError::with_detail(
-                        JwtErrorKind::Misconfigured,
-                        "the request reached a RequireClaimsLayer without passing through the                          ValidateJwtLayer it was made from: add that layer outside this route                          (`.layer(jwt)` on the router)",
-                    )
-                };
-                return ResponseFuture::rejected_bytes(validator.answers.respond(&err, grpc));
-            }
-        };
-        let denied = |d: crate::Denied| {
-            JwtError::insufficient(d.reason().to_owned(), self.layer.required_scopes.clone())
-        };
-        if let Err(d) = self.layer.requirement.check(&claims) {
-            return ResponseFuture::rejected_bytes(validator.answers.respond(&denied(d), grpc));
-        }
-        if !self.layer.requirement.is_async() {
-            return ResponseFuture::inner(self.inner.call(request));
-        }
-        let requirement = self.layer.requirement.clone();
-        let scopes = self.layer.required_scopes.clone();
-        let check: PendingCheck = Box::pin(async move {
-            requirement
-                .check_async(claims)
-                .await
-                .map(|()| None)
-                .map_err(|d| JwtError::insufficient(d.reason().to_owned(), scopes))
-        });
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::pending(check, request, inner, validator.clone())
     }
 }

@@ -1,23 +1,23 @@
 //! The request path: header, key, signature, time, issuer, audience, requirements.
 //!
-//! When every key source has a key set, [`Validator::check`] runs synchronously: no lock, no
-//! await; the header and signature are decoded on the stack. Only a cold start or an unknown
-//! `kid` (or an asynchronous requirement) takes the boxed, asynchronous path.
+//! [`Validator`] verifies token bytes and knows nothing of HTTP (the layer extracts the token
+//! and answers). When every key source has a key set, [`Validator::check`] runs synchronously:
+//! no lock, no await; the header and signature are decoded on the stack. Only a cold start or
+//! an unknown `kid` (or an asynchronous requirement) takes the boxed, asynchronous path.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::AlgorithmSet;
-use crate::cache::TokenCache;
+use crate::cache::{CacheStats, TokenCache};
 use crate::claims::{Claims, Requirement};
 use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
-use crate::extract::TokenLocations;
 use crate::issuer::IssuerRule;
 use crate::keys::{JwksProvider, KeySet, MAX_CANDIDATES, RefreshReason};
-use crate::response::Answers;
 use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64};
 
 /// Which `typ` header values are accepted.
@@ -66,12 +66,8 @@ impl TypPolicy {
     }
 }
 
-/// A skip predicate: requests it matches pass without a token (and without claims).
-pub(crate) type Skip = dyn Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync;
-
-/// The validated configuration, shared by every clone of the layer and service.
-pub(crate) struct Validator {
-    pub(crate) locations: TokenLocations,
+/// What a [`Validator`] is built from: every verification rule, checked by the builder.
+pub(crate) struct Rules {
     pub(crate) providers: Vec<Arc<dyn JwksProvider>>,
     pub(crate) algorithms: AlgorithmSet,
     pub(crate) typ: TypPolicy,
@@ -83,26 +79,40 @@ pub(crate) struct Validator {
     pub(crate) any_audience: bool,
     pub(crate) max_token_bytes: usize,
     pub(crate) requirement: Option<Requirement>,
-    pub(crate) requirement_is_async: bool,
-    pub(crate) wanted: token::Wanted,
-    pub(crate) required_scopes: Option<String>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) allow_anonymous: bool,
-    pub(crate) skip: Option<Arc<Skip>>,
-    pub(crate) answers: Answers,
     pub(crate) key_wait: Duration,
+    /// The verified-token cache's capacity (0: off).
+    pub(crate) token_cache: usize,
+}
+
+/// Verifies token bytes: header, key, signature, time, issuer, audience, requirements. Knows
+/// nothing of HTTP; shared by every clone of the layer and service.
+pub(crate) struct Validator {
+    providers: Vec<Arc<dyn JwksProvider>>,
+    algorithms: AlgorithmSet,
+    typ: TypPolicy,
+    leeway: u64,
+    require_exp: bool,
+    issuer_rule: IssuerRule,
+    audiences: Vec<Box<str>>,
+    any_audience: bool,
+    max_token_bytes: usize,
+    requirement: Option<Requirement>,
+    requirement_is_async: bool,
+    /// The top-level members the requirements read, captured during the one payload parse.
+    wanted: token::Wanted,
+    required_scopes: Option<String>,
+    clock: Arc<dyn Clock>,
+    key_wait: Duration,
     /// Tells this layer's claims from another's (see [`Claims`]'s layer id).
-    pub(crate) id: u64,
-    /// The verified-token cache, when turned on.
-    pub(crate) token_cache: Option<TokenCache>,
+    id: u64,
+    token_cache: Option<TokenCache>,
 }
 
 /// What the synchronous path found.
-pub(crate) enum Check {
+pub(crate) enum Verdict {
     /// Valid: hand these claims to the service.
     Valid(Claims),
-    /// No token, and none needed (optional auth or a skipped request).
-    Anonymous,
     /// Refused.
     Invalid(JwtError),
     /// Needs keys or an asynchronous requirement: finish on the slow path.
@@ -118,36 +128,78 @@ pub(crate) enum Step {
     Refresh(RefreshReason),
 }
 
+/// A fresh layer id (never 0, the id of claims no layer verified).
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Validator {
-    /// Checks a request's token. Synchronous unless keys or an async requirement are needed.
-    pub(crate) fn check<B>(self: &Arc<Self>, request: &http::Request<B>) -> Check {
-        if let Some(skip) = &self.skip
-            && skip(request.method(), request.uri(), request.headers())
-        {
-            return Check::Anonymous;
+    /// A validator for these rules; the requirement's names are gathered here, once.
+    pub(crate) fn new(rules: Rules) -> Self {
+        let mut wanted = Vec::new();
+        let mut scopes = Vec::new();
+        if let Some(r) = &rules.requirement {
+            r.claim_names(&mut wanted);
+            r.scope_names(&mut scopes);
         }
-        let token = match self.locations.extract(request.headers(), request.uri()) {
-            Ok(Some(token)) => token,
-            Ok(None) if self.allow_anonymous => return Check::Anonymous,
-            Ok(None) => return Check::Invalid(JwtError::new(JwtErrorKind::Missing)),
-            Err(e) => return Check::Invalid(e),
-        };
+        Validator {
+            providers: rules.providers,
+            algorithms: rules.algorithms,
+            typ: rules.typ,
+            leeway: rules.leeway,
+            require_exp: rules.require_exp,
+            issuer_rule: rules.issuer_rule,
+            audiences: rules.audiences,
+            any_audience: rules.any_audience,
+            max_token_bytes: rules.max_token_bytes,
+            requirement_is_async: rules
+                .requirement
+                .as_ref()
+                .is_some_and(Requirement::is_async),
+            requirement: rules.requirement,
+            wanted: wanted.into(),
+            required_scopes: (!scopes.is_empty()).then(|| scopes.join(" ")),
+            clock: rules.clock,
+            key_wait: rules.key_wait,
+            id: next_id(),
+            token_cache: TokenCache::new(rules.token_cache),
+        }
+    }
+
+    /// The key sources, in configuration order.
+    pub(crate) fn providers(&self) -> &[Arc<dyn JwksProvider>] {
+        &self.providers
+    }
+
+    /// This validator's id, carried by the claims it verifies.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The verified-token cache's counters, when it is on.
+    pub(crate) fn token_cache_stats(&self) -> Option<CacheStats> {
+        self.token_cache.as_ref().map(TokenCache::stats)
+    }
+
+    /// Checks a token. Synchronous unless keys or an asynchronous requirement are needed.
+    pub(crate) fn check(self: &Arc<Self>, token: Cow<'_, [u8]>) -> Verdict {
         match self.verify_maybe_cached(&token) {
-            Ok(Step::Done(claims)) if !self.requirement_is_async => Check::Valid(claims),
+            Ok(Step::Done(claims)) if !self.requirement_is_async => Verdict::Valid(claims),
             Ok(Step::Done(claims)) => {
                 let this = self.clone();
-                Check::Pending(Box::pin(async move {
+                Verdict::Pending(Box::pin(async move {
                     this.finish_async(claims).await.map(Some)
                 }))
             }
             Ok(Step::Refresh(reason)) => {
                 let this = self.clone();
                 let token = token.into_owned();
-                Check::Pending(Box::pin(async move {
+                Verdict::Pending(Box::pin(async move {
                     this.validate_after_refresh(token, reason).await.map(Some)
                 }))
             }
-            Err(e) => Check::Invalid(e),
+            Err(e) => Verdict::Invalid(e),
         }
     }
 
@@ -198,10 +250,7 @@ impl Validator {
                 }
             }
         }
-        let retried = match &self.token_cache {
-            Some(cache) => cache.verify_after_refresh(&self, &token),
-            None => self.verify(&token, false),
-        };
+        let retried = self.verify_and_remember(&token, false);
         match retried {
             Ok(Step::Done(claims)) => self.finish_async(claims).await,
             Ok(Step::Refresh(_)) => Err(match last_error {
@@ -212,17 +261,78 @@ impl Validator {
         }
     }
 
-    /// [`verify`](Self::verify) through the verified-token cache when it is on.
+    /// [`verify`](Self::verify) through the verified-token cache when it is on. A hit skips
+    /// only what cannot change for the same bytes under the same keys; the time rule and every
+    /// requirement run again.
     #[inline]
     fn verify_maybe_cached(&self, token: &[u8]) -> Result<Step, JwtError> {
-        match &self.token_cache {
-            Some(cache) => cache.verify(self, token),
-            None => self.verify(token, true),
+        let Some(cache) = &self.token_cache else {
+            return self.verify(token, true);
+        };
+        if token.len() > self.max_token_bytes {
+            return self.verify(token, true);
         }
+        let now = self.clock.now();
+        let fresh = |c: &Claims| {
+            self.check_times_at(now, c.expires_at(), c.not_before())
+                .is_ok()
+        };
+        let miss = match cache.lookup(token, &self.providers, &fresh) {
+            Ok(claims) => {
+                self.check_requirement(&claims)?;
+                return Ok(Step::Done(claims));
+            }
+            Err(miss) => miss,
+        };
+        let stamps = crate::cache::stamps(&self.providers);
+        let step = self.verify(token, true)?;
+        if let Step::Done(claims) = &step {
+            cache.remember(
+                miss,
+                token,
+                claims.clone(),
+                stamps,
+                self.useless_at(claims),
+                now,
+            );
+        }
+        Ok(step)
+    }
+
+    /// [`verify`](Self::verify), remembering a success in the cache when it is on (the retry
+    /// after a refresh, whose lookup already missed).
+    fn verify_and_remember(&self, token: &[u8], may_refresh: bool) -> Result<Step, JwtError> {
+        let Some(cache) = &self.token_cache else {
+            return self.verify(token, may_refresh);
+        };
+        let now = self.clock.now();
+        let stamps = crate::cache::stamps(&self.providers);
+        let step = self.verify(token, may_refresh)?;
+        if let Step::Done(claims) = &step
+            && token.len() <= self.max_token_bytes
+        {
+            let miss = cache.miss(token);
+            cache.remember(
+                miss,
+                token,
+                claims.clone(),
+                stamps,
+                self.useless_at(claims),
+                now,
+            );
+        }
+        Ok(step)
+    }
+
+    /// When a token with these claims stops passing the time rule.
+    fn useless_at(&self, claims: &Claims) -> f64 {
+        claims
+            .expires_at()
+            .map_or(f64::INFINITY, |exp| exp + self.leeway as f64)
     }
 
     /// The synchronous core. `may_refresh` is false on the retry after a refresh.
-    pub(crate) fn verify(&self, token: &[u8], may_refresh: bool) -> Result<Step, JwtError> {
+    fn verify(&self, token: &[u8], may_refresh: bool) -> Result<Step, JwtError> {
         if token.len() > self.max_token_bytes {
             return Err(JwtError::new(JwtErrorKind::TooLarge));
         }
@@ -323,7 +433,7 @@ impl Validator {
 
     /// The layer's synchronous requirements (the asynchronous ones run in `finish_async`).
     #[inline]
-    pub(crate) fn check_requirement(&self, claims: &Claims) -> Result<(), JwtError> {
+    fn check_requirement(&self, claims: &Claims) -> Result<(), JwtError> {
         match &self.requirement {
             Some(req) => req.check(claims).map_err(|d| {
                 JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
@@ -337,12 +447,7 @@ impl Validator {
     }
 
     /// `exp` and `nbf` at `now`, with the leeway.
-    pub(crate) fn check_times_at(
-        &self,
-        now: u64,
-        exp: Option<f64>,
-        nbf: Option<f64>,
-    ) -> Result<(), JwtError> {
+    fn check_times_at(&self, now: u64, exp: Option<f64>, nbf: Option<f64>) -> Result<(), JwtError> {
         let now = now as f64;
         let leeway = self.leeway as f64;
         match exp {

@@ -1,0 +1,140 @@
+//! [`ResponseFuture`]: the response future of [`ValidateJwt`](crate::ValidateJwt) and
+//! [`RequireClaims`](crate::RequireClaims). Ready at once for a refusal or an accepted token;
+//! a boxed check only on the slow path (a cold start, an unknown `kid`, an asynchronous
+//! requirement).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower::Service;
+
+use crate::error::{JwtError, JwtErrorKind};
+use crate::response::{Answers, ResponseBody, is_grpc};
+use crate::validate::PendingCheck;
+
+pin_project! {
+    /// The response future of [`ValidateJwt`](crate::ValidateJwt) and [`RequireClaims`](crate::RequireClaims).
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Inner { #[pin] future: S::Future },
+        Rejected { response: Option<http::Response<Bytes>> },
+        Pending {
+            check: PendingCheck,
+            request: Option<Request<ReqBody>>,
+            inner: Option<S>,
+            answers: Arc<Answers>,
+        },
+    }
+}
+
+impl<S, ReqBody> ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn inner(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Inner { future },
+        }
+    }
+
+    pub(crate) fn rejected(response: http::Response<Bytes>) -> Self {
+        ResponseFuture {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn pending(
+        check: PendingCheck,
+        request: Request<ReqBody>,
+        inner: S,
+        answers: Arc<Answers>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Pending {
+                check,
+                request: Some(request),
+                inner: Some(inner),
+                answers,
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            let next = match this.state.as_mut().project() {
+                StateProj::Inner { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                }
+                StateProj::Rejected { response } => {
+                    // Polled again after it completed (a caller's bug): never a 2xx from here.
+                    let response = response.take().unwrap_or_else(|| {
+                        let mut r = http::Response::new(Bytes::new());
+                        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                        r
+                    });
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                }
+                StateProj::Pending {
+                    check,
+                    request,
+                    inner,
+                    answers,
+                } => {
+                    let result = ready!(check.as_mut().poll(cx));
+                    let (Some(mut request), Some(mut inner)) = (request.take(), inner.take())
+                    else {
+                        let err = JwtError::new(JwtErrorKind::InvalidRequest);
+                        let response = answers.respond(&err, false);
+                        return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                    };
+                    match result {
+                        Ok(claims) => {
+                            if let Some(claims) = claims {
+                                request.extensions_mut().insert(claims);
+                            }
+                            State::Inner {
+                                future: inner.call(request),
+                            }
+                        }
+                        Err(err) => {
+                            let grpc = is_grpc(request.headers());
+                            State::Rejected {
+                                response: Some(answers.respond(&err, grpc)),
+                            }
+                        }
+                    }
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}
