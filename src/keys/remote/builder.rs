@@ -1,0 +1,258 @@
+//! [`RemoteJwksBuilder`]: the settings of a [`RemoteJwks`], checked at `build()`, and the
+//! configuration the coordinator and the worker read.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use reqwest::Url;
+use tokio::sync::{Notify, watch};
+
+use super::coordinator::{Attempt, Shared, State};
+use super::{MAX_TIMEOUT, MAX_TTL, RemoteJwks, RemoteJwksBuilder};
+use crate::error::ConfigError;
+use crate::keys::DEFAULT_MAX_KEYS;
+use crate::keys::discovery::Discovery;
+use crate::keys::fetch::{self, Limits};
+
+impl RemoteJwksBuilder {
+    pub(super) fn new(url: &str, discover: bool) -> Self {
+        RemoteJwksBuilder {
+            url: url.to_owned(),
+            discover,
+            client: None,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            max_body_bytes: 1024 * 1024,
+            max_keys: DEFAULT_MAX_KEYS,
+            min_refresh_interval: Duration::from_secs(30),
+            ttl_bounds: (
+                Duration::from_secs(5 * 60),
+                Duration::from_secs(24 * 60 * 60),
+            ),
+            default_ttl: Duration::from_secs(60 * 60),
+            also_accept: Vec::new(),
+            for_issuers: Vec::new(),
+            tenant_template: false,
+            allow_http: false,
+        }
+    }
+
+    /// Uses this HTTP client instead of the default one (which has the connect timeout, at
+    /// most three redirects that never leave https nor move from a public host to a loopback or
+    /// private address, and a `validate-jwt/<version>` `User-Agent`).
+    ///
+    /// What the crate still enforces with your client: the total [`timeout`](Self::timeout) on
+    /// every request, the body cap, and the redirect rule on the *final* URL of every answer (an
+    /// answer that ended on plain http after https, or on a loopback or private address when the
+    /// URL asked for was not one, is refused with `KeyErrorKind::InvalidUrl`). What your client's
+    /// own policy decides: which redirects it follows on the way, proxies, TLS roots, and DNS.
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The connect timeout of the default client. Default: 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The limit for one request, body included. Default: 10 s. A refresh waits at most this
+    /// long per request (a discovery document and a key set are two).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest document read; larger ones are refused (`KeyErrorKind::TooLarge`).
+    /// Default: 1 MiB.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// The most keys a key set may hold. Default: [`DEFAULT_MAX_KEYS`].
+    pub fn max_keys(mut self, keys: usize) -> Self {
+        self.max_keys = keys;
+        self
+    }
+
+    /// The least time between two on-demand refreshes (for unknown `kid`s); the first one
+    /// always happens at once. Default: 30 s.
+    pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_refresh_interval = interval;
+        self
+    }
+
+    /// The window a server's `Cache-Control: max-age` is clamped to. Default: 5 min to 24 h.
+    pub fn cache_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.ttl_bounds = (min, max);
+        self
+    }
+
+    /// How long a key set is used when the server sends no `max-age` (clamped to the bounds).
+    /// Default: 1 h.
+    pub fn default_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Another issuer the keys may sign for (repeatable), for example Azure AD's v1 issuer
+    /// `https://sts.windows.net/{tid}/` beside the v2 issuer of the discovery document. A key
+    /// whose JWK names an `issuer` of its own signs only for the issuers that match it too.
+    pub fn also_accept_issuer(mut self, issuer: &str) -> Self {
+        self.also_accept.push(issuer.to_owned());
+        self
+    }
+
+    /// The issuers the keys sign for (repeatable, any-of), instead of a discovery document's
+    /// `issuer` (the document is still checked against its URL). For a JWKS URL, which names
+    /// no issuer, this is how the source is bound to one. `{tenantid}` in a value is resolved
+    /// per token from its `tid`.
+    ///
+    /// ```
+    /// use validate_jwt::{JwksProvider, RemoteJwks};
+    ///
+    /// let keys = RemoteJwks::builder("https://idp.example/keys")
+    ///     .for_issuer("https://idp.example")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(keys.issuers(), Some(vec!["https://idp.example".to_owned()]));
+    /// ```
+    pub fn for_issuer(mut self, issuer: &str) -> Self {
+        self.for_issuers.push(issuer.to_owned());
+        self
+    }
+
+    /// Accept a discovery document whose `issuer` is Azure AD's `{tenantid}` template although
+    /// the metadata URL is not one of Azure AD's multi-tenant URLs (`common`, `organizations`,
+    /// `consumers`), such as a stand-in at another path. The keys then sign for every tenant
+    /// whose `tid` a token carries: restrict the tenants on the layer.
+    pub fn danger_accept_tenant_template(mut self) -> Self {
+        self.tenant_template = true;
+        self
+    }
+
+    /// Allows plain `http` to any host (for tests and internal networks); without it `http` is
+    /// only allowed to loopback hosts (`127.0.0.0/8`, `::1`, `localhost`).
+    pub fn danger_allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Checks the URL and settings. Needs no runtime and makes no request.
+    pub fn build(self) -> Result<RemoteJwks, ConfigError> {
+        let url = fetch::parse_url(&self.url, self.allow_http)?;
+        let setting = |what: &str| Err(ConfigError::InvalidSetting(what.to_owned()));
+        let (ttl_min, ttl_max) = self.ttl_bounds;
+        if ttl_min > ttl_max {
+            return setting("cache_ttl_bounds: the minimum is above the maximum");
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return setting("timeouts must not be zero");
+        }
+        // Out-of-range durations are refused here rather than overflowing a deadline later.
+        if self.timeout > MAX_TIMEOUT || self.connect_timeout > MAX_TIMEOUT {
+            return setting("timeouts must be at most 5 minutes");
+        }
+        if self.min_refresh_interval > MAX_TTL {
+            return setting("min_refresh_interval must be at most 7 days");
+        }
+        if ttl_max > MAX_TTL || self.default_ttl > MAX_TTL {
+            return setting("cache lifetimes must be at most 7 days");
+        }
+        if self.max_body_bytes == 0 || self.max_keys == 0 {
+            return setting("max_body_bytes and max_keys must not be zero");
+        }
+        if self.also_accept.iter().any(String::is_empty) {
+            return setting("also_accept_issuer: the issuer is empty");
+        }
+        if self.for_issuers.iter().any(String::is_empty) {
+            return setting("for_issuer: the issuer is empty");
+        }
+        let source = if self.discover {
+            let discovery = Discovery::new(url, self.tenant_template).map_err(|reason| {
+                ConfigError::InvalidUrl {
+                    url: self.url.clone(),
+                    reason: reason.to_owned(),
+                }
+            })?;
+            Source::Discovery(discovery)
+        } else {
+            Source::Jwks(url)
+        };
+        let client = match self.client {
+            Some(client) => client,
+            None => fetch::default_client(self.connect_timeout, self.timeout, self.allow_http)
+                .map_err(|e| ConfigError::InvalidSetting(format!("HTTP client: {e}")))?,
+        };
+        let config = Config {
+            source,
+            client,
+            limits: Limits {
+                timeout: self.timeout,
+                max_body_bytes: self.max_body_bytes,
+                allow_http: self.allow_http,
+            },
+            max_keys: self.max_keys,
+            min_refresh_interval: self.min_refresh_interval,
+            ttl_min,
+            ttl_max,
+            default_ttl: self.default_ttl,
+            also_accept: self.also_accept,
+            for_issuers: self.for_issuers,
+            allow_http: self.allow_http,
+        };
+        Ok(RemoteJwks {
+            shared: Arc::new(Shared {
+                config,
+                keys: ArcSwapOption::empty(),
+                version: AtomicU64::new(0),
+                started: AtomicBool::new(false),
+                state: Mutex::new(State::default()),
+                attempts: watch::Sender::new(Attempt::default()),
+                wake: Arc::new(Notify::new()),
+            }),
+        })
+    }
+}
+
+pub(super) enum Source {
+    Jwks(Url),
+    Discovery(Discovery),
+}
+
+pub(super) struct Config {
+    pub(super) source: Source,
+    pub(super) client: reqwest::Client,
+    pub(super) limits: Limits,
+    pub(super) max_keys: usize,
+    pub(super) min_refresh_interval: Duration,
+    pub(super) ttl_min: Duration,
+    pub(super) ttl_max: Duration,
+    pub(super) default_ttl: Duration,
+    pub(super) also_accept: Vec<String>,
+    /// `for_issuer`: when set, the keys sign for these instead of the document's issuer.
+    pub(super) for_issuers: Vec<String>,
+    pub(super) allow_http: bool,
+}
+
+impl Config {
+    /// How long a fetched set is used.
+    pub(super) fn ttl(&self, max_age: Option<Duration>) -> Duration {
+        max_age
+            .unwrap_or(self.default_ttl)
+            .clamp(self.ttl_min, self.ttl_max)
+    }
+
+    /// How long one attempt can take: each request is bounded by the timeout.
+    pub(super) fn attempt_bound(&self) -> Duration {
+        let requests = match self.source {
+            Source::Jwks(_) => 1,
+            Source::Discovery(_) => 2,
+        };
+        self.limits.timeout * requests + Duration::from_secs(1)
+    }
+}
