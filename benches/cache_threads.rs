@@ -60,10 +60,10 @@ fn main() {
         .add_keys(
             StaticKeys::new()
                 .add_jwks(json!({"keys": [key.jwk(true)]}).to_string())
-                .for_issuer(issuer()),
+                .add_issuer(issuer()),
         )
         .add_audience(AUDIENCE)
-        .require_scopes([SCOPE])
+        .require_all_scopes([SCOPE])
         .with_token_cache(10_000)
         .build()
         .unwrap();

@@ -86,9 +86,9 @@ fn layer(cases: &[Case], cache: usize) -> ValidateJwtLayer {
     let jwks = json!({"keys": cases.iter().map(|c| c.signer.jwk(true)).collect::<Vec<_>>()});
     let keys = StaticKeys::new().add_jwks(jwks.to_string());
     ValidateJwtLayer::builder()
-        .add_keys(keys.for_issuer(issuer()))
+        .add_keys(keys.add_issuer(issuer()))
         .add_audience(AUDIENCE)
-        .require_scopes([SCOPE])
+        .require_all_scopes([SCOPE])
         .with_token_cache(cache)
         .build()
         .unwrap()
@@ -305,7 +305,7 @@ fn hmac_layer(n: usize, requirements: Vec<Requirement>) -> (ValidateJwtLayer, Ve
         })
         .collect();
     let mut builder = ValidateJwtLayer::builder()
-        .add_keys(keys.for_issuer(issuer()))
+        .add_keys(keys.add_issuer(issuer()))
         .add_audience(AUDIENCE);
     for r in requirements {
         builder = builder.require(r);
@@ -316,10 +316,10 @@ fn hmac_layer(n: usize, requirements: Vec<Requirement>) -> (ValidateJwtLayer, Ve
 /// `n` requirements the sample tokens all meet.
 fn requirements(n: usize) -> Vec<Requirement> {
     let all: Vec<Requirement> = vec![
-        Requirement::scopes([SCOPE]),
-        Requirement::scopes(["User.Read"]),
+        Requirement::all_scopes([SCOPE]),
+        Requirement::all_scopes(["User.Read"]),
         Requirement::any_scope(["User.ReadWrite", "User.Read"]),
-        Requirement::roles(["Files.Read.All"]),
+        Requirement::all_roles(["Files.Read.All"]),
         Requirement::any_role(["Reports.Write", "Files.Read.All"]),
         Requirement::claim("tid").any_of([support::TENANT]),
         Requirement::claim("ver").any_of(["2.0"]),
@@ -333,8 +333,8 @@ fn requirements(n: usize) -> Vec<Requirement> {
         Requirement::claim("sub").any_of(["HKZpfaHyWadeOouYlitjrI-KffTm222X5rrV3xDqfKQ"]),
         Requirement::claim("aud").any_of([AUDIENCE]),
         Requirement::any([
-            Requirement::scopes(["Files.ReadWrite"]),
-            Requirement::roles(["Files.Read.All"]),
+            Requirement::all_scopes(["Files.ReadWrite"]),
+            Requirement::all_roles(["Files.Read.All"]),
         ]),
         Requirement::claim("scp")
             .separator(" ")

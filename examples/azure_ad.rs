@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let requirement = match std::env::var("REQUIRED_APP_ROLE") {
         Ok(role) => Requirement::scope_or_app_role([scope], [role]),
-        Err(_) => Requirement::scopes([scope]),
+        Err(_) => Requirement::all_scopes([scope]),
     };
     let layer = azure.builder().require(requirement).build()?;
     layer.ready().await?;

@@ -281,10 +281,10 @@ async fn run() -> Result<(), BoxError> {
 
     let mut builder = ValidateJwtLayer::builder();
     for url in &args.openid_config {
-        builder = builder.add_openid_config(url);
+        builder = builder.add_discovery_url(url);
     }
     for url in &args.jwks_uri {
-        builder = builder.add_jwks_uri(url);
+        builder = builder.add_jwks_url(url);
     }
     if args.allow_http {
         builder = builder.danger_allow_http();
@@ -296,7 +296,7 @@ async fn run() -> Result<(), BoxError> {
         builder = builder.add_audience(aud);
     }
     if !args.require_scope.is_empty() {
-        builder = builder.require_scopes(args.require_scope.clone());
+        builder = builder.require_all_scopes(args.require_scope.clone());
     }
     for spec in &args.require_claim {
         builder = builder.require(claim_rule(spec, false)?);
@@ -314,7 +314,7 @@ async fn run() -> Result<(), BoxError> {
         builder = builder.with_header_name(name);
     }
     if let Some(name) = &args.query_param {
-        builder = builder.with_query_parameter(name);
+        builder = builder.add_query_parameter(name);
     }
     if let Some(code) = args.failed_status {
         builder = builder.with_failed_status(code);

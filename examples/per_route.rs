@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .add_keys(
             StaticKeys::new()
                 .add_hmac_secret(None, SECRET)
-                .for_issuer("https://issuer.example"),
+                .add_issuer("https://issuer.example"),
         )
         .add_audience("api://files")
         .build()?;
@@ -55,10 +55,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .route(
             "/files",
             get(|| async { "the list of files" })
-                .route_layer(jwt.require(Requirement::scopes(["Files.Read"]))?)
+                .route_layer(jwt.for_route(Requirement::all_scopes(["Files.Read"]))?)
                 .merge(
                     post(|| async { "uploaded" })
-                        .route_layer(jwt.require(Requirement::scopes(["Files.Write"]))?),
+                        .route_layer(jwt.for_route(Requirement::all_scopes(["Files.Write"]))?),
                 ),
         )
         .layer(jwt);

@@ -7,7 +7,7 @@
 //!
 //! The demo key is an Ed25519 key generated at start; the token is minted here the way an
 //! identity provider would. Against a real provider, configure the layer with
-//! `add_openid_config(...)` instead of `add_keys(...)`.
+//! `add_discovery_url(...)` instead of `add_keys(...)`.
 
 use std::error::Error;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,7 +63,7 @@ async fn main() -> Result<(), BoxError> {
         .add_keys(StaticKeys::new().add_jwk(jwk))
         .add_issuer(ISSUER)
         .add_audience(AUDIENCE)
-        .require_scopes(["Health.Check"])
+        .require_all_scopes(["Health.Check"])
         .build()?;
     let (_reporter, health) = tonic_health::server::health_reporter();
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -1,8 +1,8 @@
-//! axum integration (feature `axum`): the [`Claims`] extractor.
+//! axum integration (feature `axum`): the [`Verified`] extractor.
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use validate_jwt::axum::Claims;
+//! use validate_jwt::axum::Verified;
 //!
 //! #[derive(serde::Deserialize)]
 //! struct AzureAd {
@@ -11,17 +11,17 @@
 //! }
 //!
 //! // Typed: your own struct, deserialized from the already-verified payload.
-//! async fn typed(Claims(claims): Claims<AzureAd>) -> String {
+//! async fn typed(Verified(claims): Verified<AzureAd>) -> String {
 //!     format!("{} in {}", claims.oid, claims.tid)
 //! }
 //!
 //! // Untyped: the verified claims with their accessors.
-//! async fn untyped(Claims(claims): Claims) -> String {
+//! async fn untyped(Verified(claims): Verified) -> String {
 //!     claims.subject().unwrap_or_default().to_owned()
 //! }
 //!
 //! // Optional: `None` when the layer let an anonymous request through.
-//! async fn maybe(claims: Option<Claims>) -> &'static str {
+//! async fn maybe(claims: Option<Verified>) -> &'static str {
 //!     if claims.is_some() { "signed in" } else { "anonymous" }
 //! }
 //!
@@ -42,9 +42,9 @@ use serde::de::DeserializeOwned;
 /// The verified claims of the request, as `T`: [`crate::Claims`] itself (the default), or any
 /// `DeserializeOwned` type of yours.
 #[derive(Debug, Clone)]
-pub struct Claims<T = crate::Claims>(pub T);
+pub struct Verified<T = crate::Claims>(pub T);
 
-/// How a [`Claims`] extractor builds its value from the verified claims.
+/// How a [`Verified`] extractor builds its value from the verified claims.
 pub trait FromClaims: Sized {
     /// Builds the value.
     fn from_claims(claims: &crate::Claims) -> Result<Self, serde_json::Error>;
@@ -62,13 +62,13 @@ impl<T: DeserializeOwned> FromClaims for T {
     }
 }
 
-/// Why the [`Claims`] extractor failed.
+/// Why the [`Verified`] extractor failed.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClaimsRejection {
     /// No verified claims in the request: the route is not behind `ValidateJwtLayer` (a
     /// server-side mistake, answered 500), or the layer let an anonymous request through
-    /// (use `Option<Claims>` on such routes).
+    /// (use `Option<Verified>` on such routes).
     Missing,
     /// The claims do not deserialize into the requested type: answered 403, since the token is
     /// authentic but does not carry what the route needs.
@@ -80,7 +80,7 @@ impl fmt::Display for ClaimsRejection {
         match self {
             ClaimsRejection::Missing => f.write_str(
                 "no verified claims in the request: put the route behind `ValidateJwtLayer` \
-                 (`.layer(ValidateJwtLayer::builder()…build()?)`), or take `Option<Claims>` \
+                 (`.layer(ValidateJwtLayer::builder()…build()?)`), or take `Option<Verified>` \
                  where the layer allows anonymous requests",
             ),
             ClaimsRejection::Invalid(e) => write!(f, "the token's claims do not fit: {e}"),
@@ -109,7 +109,7 @@ impl IntoResponse for ClaimsRejection {
             ClaimsRejection::Missing => crate::JwtError::with_detail(
                 crate::JwtErrorKind::Misconfigured,
                 "no verified claims in the request: put the route behind ValidateJwtLayer \
-                 (`.layer(jwt)`), or take `Option<Claims>` where the layer allows anonymous \
+                 (`.layer(jwt)`), or take `Option<Verified>` where the layer allows anonymous \
                  requests",
             ),
             // The serde message may quote the token's content; keep the answer terse.
@@ -124,7 +124,7 @@ impl IntoResponse for ClaimsRejection {
     }
 }
 
-impl<S: Send + Sync, T: FromClaims> FromRequestParts<S> for Claims<T> {
+impl<S: Send + Sync, T: FromClaims> FromRequestParts<S> for Verified<T> {
     type Rejection = ClaimsRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
@@ -133,12 +133,12 @@ impl<S: Send + Sync, T: FromClaims> FromRequestParts<S> for Claims<T> {
             .get::<crate::Claims>()
             .ok_or(ClaimsRejection::Missing)?;
         T::from_claims(claims)
-            .map(Claims)
+            .map(Verified)
             .map_err(ClaimsRejection::Invalid)
     }
 }
 
-impl<S: Send + Sync, T: FromClaims> OptionalFromRequestParts<S> for Claims<T> {
+impl<S: Send + Sync, T: FromClaims> OptionalFromRequestParts<S> for Verified<T> {
     type Rejection = ClaimsRejection;
 
     async fn from_request_parts(
@@ -148,7 +148,7 @@ impl<S: Send + Sync, T: FromClaims> OptionalFromRequestParts<S> for Claims<T> {
         match parts.extensions.get::<crate::Claims>() {
             None => Ok(None),
             Some(claims) => T::from_claims(claims)
-                .map(|t| Some(Claims(t)))
+                .map(|t| Some(Verified(t)))
                 .map_err(ClaimsRejection::Invalid),
         }
     }
@@ -194,15 +194,15 @@ mod tests {
         Router::new()
             .route(
                 "/typed",
-                get(|Claims(t): Claims<Tenant>| async move { t.tid }),
+                get(|Verified(t): Verified<Tenant>| async move { t.tid }),
             )
             .route(
                 "/plain",
-                get(|Claims(c): Claims| async move { c.subject().unwrap_or("").to_owned() }),
+                get(|Verified(c): Verified| async move { c.subject().unwrap_or("").to_owned() }),
             )
             .route(
                 "/opt",
-                get(|c: Option<Claims>| async move { if c.is_some() { "some" } else { "none" } }),
+                get(|c: Option<Verified>| async move { if c.is_some() { "some" } else { "none" } }),
             )
     }
 

@@ -199,20 +199,21 @@ impl AzureAd {
         }
         // The source signs for exactly the issuers of the accepted token versions (the
         // discovery document is still checked against its URL).
-        let mut remote = RemoteJwks::discover(&self.discovery_url());
+        let mut issuers = Vec::new();
         if self.v2 {
-            remote = remote.for_issuer(&self.v2_issuer());
+            issuers.push(self.v2_issuer());
         }
         if self.v1 {
-            remote = remote.for_issuer(&self.v1_issuer());
+            issuers.push(self.v1_issuer());
         }
+        let remote = RemoteJwks::discovery_url(&self.discovery_url()).with_issuers(issuers);
         let mut b = ValidateJwtBuilder::new().azure_v1_equivalence(Some(crate::issuer::AzureV1 {
             v1_prefix: self.v1_prefix().into(),
             v2_prefix: format!("{}/", self.base).into(),
             accept: self.v1,
         }));
         b = match remote.build() {
-            Ok(remote) => b.add_provider(remote),
+            Ok(remote) => b.add_key_source(remote),
             Err(e) => b.fail(e),
         };
         for aud in self.audiences {

@@ -22,7 +22,7 @@
 //!   the request is validated from scratch (which then reports the precise error). Expired
 //!   entries are the first to be evicted.
 //! * **Keys.** An entry remembers which key set every provider had when the token was checked:
-//!   its [`key_set_version`](crate::JwksProvider::key_set_version) (static keys and JWKS URLs
+//!   its [`key_set_version`](crate::KeySource::key_set_version) (static keys and JWKS URLs
 //!   track one), or else the set itself as a [`Weak`] (so an old set's keys are not kept alive
 //!   and its address cannot be reused). A hit compares them with the providers' current ones;
 //!   any change — a rotation, a refresh, a key removed — drops the entry, and the token is
@@ -68,7 +68,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::claims::Claims;
-use crate::keys::{JwksProvider, KeySet};
+use crate::keys::{KeySet, KeySource};
 
 /// The most shards a cache is split into.
 const MAX_SHARDS: usize = 16;
@@ -84,7 +84,7 @@ const SIGNATURE_HASH_WINDOW: usize = 1400;
 /// [`ValidateJwtLayer::token_cache_stats`](crate::ValidateJwtLayer::token_cache_stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct CacheStats {
+pub struct TokenCacheStats {
     /// Entries held now.
     pub len: usize,
     /// The most entries the cache holds.
@@ -129,7 +129,7 @@ struct Entry {
 }
 
 /// Which key set each provider had when a token was checked: its version where the provider
-/// tracks one ([`JwksProvider::key_set_version`], a plain load to compare), else the set itself,
+/// tracks one ([`KeySource::key_set_version`], a plain load to compare), else the set itself,
 /// held weakly (`None`: the provider had none).
 #[derive(Clone)]
 pub(crate) enum Stamp {
@@ -141,7 +141,7 @@ pub(crate) type Stamps = Box<[Stamp]>;
 
 /// The providers' stamps now, for [`TokenCache::remember`]. Taken *before* a validation, so a set replaced meanwhile makes
 /// the entry stale rather than wrongly fresh.
-pub(crate) fn stamps(providers: &[Arc<dyn JwksProvider>]) -> Stamps {
+pub(crate) fn stamps(providers: &[Arc<dyn KeySource>]) -> Stamps {
     providers
         .iter()
         .map(|p| match p.key_set_version() {
@@ -152,7 +152,7 @@ pub(crate) fn stamps(providers: &[Arc<dyn JwksProvider>]) -> Stamps {
 }
 
 /// Whether every provider still has the key set it had when `stamps` were taken.
-fn still_current(stamps: &[Stamp], providers: &[Arc<dyn JwksProvider>]) -> bool {
+fn still_current(stamps: &[Stamp], providers: &[Arc<dyn KeySource>]) -> bool {
     stamps.len() == providers.len()
         && stamps
             .iter()
@@ -296,7 +296,7 @@ impl TokenCache {
         &self,
         hash: u64,
         token: &[u8],
-        providers: &[Arc<dyn JwksProvider>],
+        providers: &[Arc<dyn KeySource>],
         fresh: &dyn Fn(&Claims) -> bool,
         with_stamps: bool,
     ) -> Option<(Claims, Option<Stamps>)> {
@@ -353,8 +353,8 @@ impl TokenCache {
         shard.slots[slot] = Some(entry);
     }
 
-    pub(crate) fn stats(&self) -> CacheStats {
-        let mut stats = CacheStats {
+    pub(crate) fn stats(&self) -> TokenCacheStats {
+        let mut stats = TokenCacheStats {
             len: 0,
             capacity: self.capacity,
             hits: self
@@ -380,7 +380,7 @@ impl TokenCache {
     pub(crate) fn lookup(
         &self,
         token: &[u8],
-        providers: &[Arc<dyn JwksProvider>],
+        providers: &[Arc<dyn KeySource>],
         fresh: &dyn Fn(&Claims) -> bool,
     ) -> Result<Claims, Miss> {
         if let Some(claims) = self.front_get(token, providers, fresh) {
@@ -412,7 +412,7 @@ impl TokenCache {
     fn front_get(
         &self,
         token: &[u8],
-        providers: &[Arc<dyn JwksProvider>],
+        providers: &[Arc<dyn KeySource>],
         fresh: &dyn Fn(&Claims) -> bool,
     ) -> Option<Claims> {
         FRONT

@@ -1,4 +1,19 @@
 //! [`ValidateJwtBuilder`]: every setting, checked once at [`build`](ValidateJwtBuilder::build).
+//!
+//! **Names.** Every builder of the crate (this one, [`RemoteJwksBuilder`](crate::RemoteJwksBuilder),
+//! [`StaticKeys`], [`AzureAd`](crate::AzureAd)) follows one table:
+//!
+//! | form | meaning | examples |
+//! |---|---|---|
+//! | `with_*` | replaces one setting | `with_leeway`, `with_header_name`, `with_http_client`, `RemoteJwksBuilder::with_issuers` |
+//! | `add_*` | adds one more of a repeatable setting | `add_audience`, `add_issuer`, `add_keys`, `add_jwks_url`, `add_discovery_url`, `add_key_source`, `add_query_parameter`, `add_cookie` |
+//! | `require*` | adds a claim rule | `require`, `require_all_scopes`, `require_all_roles` |
+//! | `danger_*` | loosens a secure default | `danger_accept_any_audience`, `danger_allow_http` |
+//!
+//! One word per concept: a *key source* ([`KeySource`]: static keys, a JWKS URL, a discovery
+//! URL, your own); *discovery* for OpenID Connect / RFC 8414 metadata (`add_discovery_url`,
+//! `RemoteJwks::discovery_url`, `AzureAd::discovery_url`); *issuer* for `iss` (`add_issuer`
+//! everywhere); *route* for per-route rules (`ValidateJwtLayer::for_route`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,7 +28,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, JwtError};
 use crate::extract::TokenLocations;
 use crate::issuer::{self, AzureV1, IssuerPattern, IssuerRule, Statement};
-use crate::keys::{JwksProvider, RemoteJwks, StaticKeys};
+use crate::keys::{KeySource, RemoteJwks, StaticKeys};
 use crate::layer::{Http, Skip, ValidateJwtLayer};
 use crate::response::{Answers, is_quotable};
 use crate::validate::{Rules, TypPolicy, Validator};
@@ -54,14 +69,14 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 ///     .add_issuer("https://issuer.example")
 ///     .add_audience("api://echo")
 ///     .with_leeway(Duration::from_secs(30))
-///     .require(Requirement::scopes(["Echo.Read"]))
+///     .require(Requirement::all_scopes(["Echo.Read"]))
 ///     .build()
 ///     .unwrap();
 /// ```
 #[must_use]
 pub struct ValidateJwtBuilder {
     /// Each provider, and whether the issuers it states are a discovery document's.
-    providers: Vec<(Arc<dyn JwksProvider>, bool)>,
+    providers: Vec<(Arc<dyn KeySource>, bool)>,
     static_keys: Vec<StaticKeys>,
     remote: Vec<(RemoteKind, String)>,
     allow_http: bool,
@@ -170,27 +185,27 @@ impl ValidateJwtBuilder {
     /// names the issuer and the JWKS; the keys only sign for that issuer (or, when this is the
     /// only key source, for the issuers given to [`add_issuer`](Self::add_issuer) instead).
     /// Repeatable. For finer control, build a [`RemoteJwks`](crate::RemoteJwks) and use
-    /// [`add_provider`](Self::add_provider).
-    pub fn add_openid_config(mut self, url: impl Into<String>) -> Self {
+    /// [`add_key_source`](Self::add_key_source).
+    pub fn add_discovery_url(mut self, url: impl Into<String>) -> Self {
         self.remote.push((RemoteKind::Discovery, url.into()));
         self
     }
 
     /// Keys from a JWKS URL. A JWKS does not name its issuer: also call `add_issuer` (or build a
-    /// [`RemoteJwks`](crate::RemoteJwks) with its own `for_issuer` and use `add_provider`).
-    pub fn add_jwks_uri(mut self, url: impl Into<String>) -> Self {
+    /// [`RemoteJwks`](crate::RemoteJwks) with its own `add_issuer` and use `add_key_source`).
+    pub fn add_jwks_url(mut self, url: impl Into<String>) -> Self {
         self.remote.push((RemoteKind::Jwks, url.into()));
         self
     }
 
     /// Allow plain-http key and discovery URLs to hosts other than loopback (for
-    /// `add_openid_config` / `add_jwks_uri`). Anyone on the network path can then substitute keys.
+    /// `add_discovery_url` / `add_jwks_url`). Anyone on the network path can then substitute keys.
     pub fn danger_allow_http(mut self) -> Self {
         self.allow_http = true;
         self
     }
 
-    /// The HTTP client for `add_openid_config` / `add_jwks_uri` (proxies, custom roots). The
+    /// The HTTP client for `add_discovery_url` / `add_jwks_url` (proxies, custom roots). The
     /// default client has 5 s connect / 10 s total timeouts; with yours the crate still bounds
     /// each request by the total timeout and refuses answers whose final URL left https or moved
     /// inside (see [`RemoteJwksBuilder::client`](crate::RemoteJwksBuilder::client)).
@@ -200,9 +215,9 @@ impl ValidateJwtBuilder {
     }
 
     /// A key source of your own (or a shared [`RemoteJwks`](crate::RemoteJwks)). Its keys sign
-    /// for the issuers its [`issuers`](JwksProvider::issuers) names, read once, here at build
+    /// for the issuers its [`issuers`](KeySource::issuers) names, read once, here at build
     /// time (see [`add_issuer`](Self::add_issuer) for the whole rule).
-    pub fn add_provider<P: JwksProvider>(mut self, provider: P) -> Self {
+    pub fn add_key_source<P: KeySource>(mut self, provider: P) -> Self {
         let any: &dyn std::any::Any = &provider;
         let discovered = any
             .downcast_ref::<RemoteJwks>()
@@ -221,13 +236,13 @@ impl ValidateJwtBuilder {
     /// set. A token verified with a key is accepted only if its `iss` is in that key's source's
     /// set and, where the key's JWK names an `issuer`, matches that too; a key never signs for
     /// another source's issuer. A source's set is what it states (a discovery document's
-    /// `issuer`, `StaticKeys::for_issuer`, `RemoteJwksBuilder::for_issuer` /
-    /// `also_accept_issuer`, a provider's `issuers()`), and this list:
+    /// `issuer`, `StaticKeys::add_issuer`, `RemoteJwksBuilder::add_issuer` /
+    /// `with_issuers`, a key source's `issuers()`), and this list:
     /// - with **one** key source, *is* its set: it replaces a discovery document's issuer
     ///   (APIM's `<issuers>` beside `<openid-config>`: custom domains, a proxy's URL), and narrows
     ///   issuers stated explicitly — listing one the source does not state is a `build()` error;
     /// - with **several** key sources, goes to the sources that state no issuer (bare JWKS URLs,
-    ///   static keys without `for_issuer`), less any issuer another source names as its own. A
+    ///   static keys without `add_issuer`), less any issuer another source names as its own. A
     ///   listed issuer no source can accept, or a source left without one, is a `build()` error.
     ///
     /// ```
@@ -236,7 +251,7 @@ impl ValidateJwtBuilder {
     /// let secret = b"a shared secret of at least 32 bytes!";
     /// // Keys bound to one issuer cannot be widened to another here.
     /// let err = ValidateJwtLayer::builder()
-    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, secret).for_issuer("https://a.example"))
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, secret).add_issuer("https://a.example"))
     ///     .add_issuer("https://b.example")
     ///     .add_audience("api://echo")
     ///     .build()
@@ -379,21 +394,21 @@ impl ValidateJwtBuilder {
     }
 
     /// All of these scopes (`scp` or `scope`).
-    pub fn require_scopes<I, S>(self, scopes: I) -> Self
+    pub fn require_all_scopes<I, S>(self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.require(Requirement::scopes(scopes))
+        self.require(Requirement::all_scopes(scopes))
     }
 
     /// All of these roles (`roles`).
-    pub fn require_roles<I, S>(self, roles: I) -> Self
+    pub fn require_all_roles<I, S>(self, roles: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.require(Requirement::roles(roles))
+        self.require(Requirement::all_roles(roles))
     }
 
     // ---- token location ---------------------------------------------------------------
@@ -414,19 +429,19 @@ impl ValidateJwtBuilder {
 
     /// Also accept the token in this query parameter (APIM's `query-parameter-name`). A request
     /// carrying it in two places is refused.
-    pub fn with_query_parameter(mut self, name: impl Into<String>) -> Self {
+    pub fn add_query_parameter(mut self, name: impl Into<String>) -> Self {
         self.query = Some(name.into());
         self
     }
 
     /// Also accept the token in this cookie.
-    pub fn with_cookie(mut self, name: impl Into<String>) -> Self {
+    pub fn add_cookie(mut self, name: impl Into<String>) -> Self {
         self.cookie = Some(name.into());
         self
     }
 
     /// Also accept a token found by your own code.
-    pub fn with_token_extractor<F>(mut self, f: F) -> Self
+    pub fn add_token_extractor<F>(mut self, f: F) -> Self
     where
         F: Fn(&HeaderMap, &Uri) -> Option<String> + Send + Sync + 'static,
     {
@@ -556,14 +571,14 @@ impl ValidateJwtBuilder {
         let mut providers = self.providers;
         for (kind, url) in &self.remote {
             let mut remote = match kind {
-                RemoteKind::Discovery => RemoteJwks::discover(url),
-                RemoteKind::Jwks => RemoteJwks::builder(url),
+                RemoteKind::Discovery => RemoteJwks::discovery_url(url),
+                RemoteKind::Jwks => RemoteJwks::jwks_url(url),
             };
             if self.allow_http {
                 remote = remote.danger_allow_http();
             }
             if let Some(client) = &self.http_client {
-                remote = remote.client(client.clone());
+                remote = remote.with_http_client(client.clone());
             }
             let remote = remote.build()?;
             let discovered = remote.issuer_is_discovered();
@@ -614,7 +629,7 @@ impl ValidateJwtBuilder {
             allowed_tenants: self.allowed_tenants.into_iter().map(Into::into).collect(),
             azure_v1: self.azure_v1,
         };
-        let providers: Vec<Arc<dyn JwksProvider>> = providers.into_iter().map(|(p, _)| p).collect();
+        let providers: Vec<Arc<dyn KeySource>> = providers.into_iter().map(|(p, _)| p).collect();
 
         let algorithms = if self.algorithms.is_empty() {
             let mut set = AlgorithmSet::of(Algorithm::ASYMMETRIC);

@@ -17,14 +17,14 @@ pub enum ConfigError {
     NoAudienceDecision,
     /// No key source (static keys, JWKS URL, discovery URL or provider) was configured.
     #[error(
-        "no key source: call `add_openid_config`, `add_jwks_uri`, `add_keys` or `add_provider`"
+        "no key source: call `add_discovery_url`, `add_jwks_url`, `add_keys` or `add_key_source`"
     )]
     NoKeySource,
     /// A key source with no issuer of its own (a bare JWKS URL or static keys) was left
     /// without one: no `add_issuer` for it (with several sources, the listed issuers all
     /// belong to other sources), and no opt-out `danger_accept_any_issuer`.
     #[error(
-        "no issuer decision: a key source (a JWKS URL, static keys or a provider) names no issuer; bind it where it is configured (`StaticKeys::for_issuer`, `RemoteJwksBuilder::for_issuer`) or call `add_issuer`, or, if you really mean it, `danger_accept_any_issuer`"
+        "no issuer decision: a key source (a JWKS URL, static keys or a provider) names no issuer; bind it where it is configured (`StaticKeys::add_issuer`, `RemoteJwksBuilder::add_issuer`) or call the builder's `add_issuer`, or, if you really mean it, `danger_accept_any_issuer`"
     )]
     NoIssuerDecision,
     /// An issuer given to `add_issuer` that no key source could ever accept: the sources all
@@ -42,7 +42,7 @@ pub enum ConfigError {
     /// An HMAC algorithm was allowed but no shared secret is configured (asymmetric keys never
     /// become HMAC secrets).
     #[error(
-        "algorithm {0} needs a shared secret (`add_keys(StaticKeys::hmac_secret(..))`); asymmetric keys never verify HMAC tokens"
+        "algorithm {0} needs a shared secret (`StaticKeys::add_hmac_secret`); asymmetric keys never verify HMAC tokens"
     )]
     HmacWithoutSecret(&'static str),
     /// A URL could not be parsed or is not acceptable (for example plain `http` to a

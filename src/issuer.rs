@@ -9,8 +9,8 @@
 //!
 //! A source's issuer set is:
 //! - what the source states: a discovery document's `issuer` (read with the keys), the
-//!   issuers given to `StaticKeys::for_issuer` / `RemoteJwksBuilder::for_issuer` /
-//!   `also_accept_issuer`, or a custom provider's `JwksProvider::issuers()`;
+//!   issuers given to `StaticKeys::add_issuer` / `RemoteJwksBuilder::add_issuer` /
+//!   `RemoteJwksBuilder::with_issuers`, or a custom source's `KeySource::issuers()`;
 //! - with **one** key source, the builder's `add_issuer` list instead: it replaces a discovery
 //!   document's issuer, and narrows issuers the source stated explicitly (each listed issuer
 //!   must be one of them);
@@ -145,7 +145,7 @@ pub(crate) enum SourceIssuers {
 /// What a key source states about its issuers, read when the layer is built.
 #[derive(Debug, Clone)]
 pub(crate) struct Statement {
-    /// The issuers the source names (`JwksProvider::issuers()`); empty when it names none.
+    /// The issuers the source names (`KeySource::issuers()`); empty when it names none.
     pub(crate) issuers: Vec<IssuerPattern>,
     /// Whether those are a discovery document's issuer, which a single source's `add_issuer`
     /// list replaces (rather than narrows).
@@ -223,7 +223,7 @@ pub(crate) fn assign(
             issuer: stray.as_str().to_owned(),
             reason: "every key source names issuers of its own and none of them is this one; \
                      with several key sources, bind each issuer to its source \
-                     (`StaticKeys::for_issuer`, `RemoteJwksBuilder::for_issuer`)"
+                     (`StaticKeys::add_issuer`, `RemoteJwksBuilder::add_issuer`)"
                 .into(),
         });
     }

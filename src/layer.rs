@@ -12,7 +12,7 @@ use http::{Request, Response};
 use tower::Layer;
 use tower::Service;
 
-use crate::cache::CacheStats;
+use crate::cache::TokenCacheStats;
 use crate::claims::{Claims, Requirement};
 use crate::error::{JwtError, JwtErrorKind, KeyError};
 use crate::extract::TokenLocations;
@@ -75,7 +75,7 @@ impl ValidateJwtLayer {
     /// The verified-token cache's size and hit/miss counters; `None` when the cache is off
     /// (see [`ValidateJwtBuilder::with_token_cache`](crate::ValidateJwtBuilder::with_token_cache)).
     /// Clones of the layer share one cache.
-    pub fn token_cache_stats(&self) -> Option<CacheStats> {
+    pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
         self.validator.token_cache_stats()
     }
 
@@ -146,11 +146,11 @@ impl ValidateJwtLayer {
     ///     .route(
     ///         "/files",
     ///         get(|| async { "list" })
-    ///             .route_layer(jwt.require(Requirement::scopes(["Files.Read"])).unwrap()),
+    ///             .route_layer(jwt.for_route(Requirement::all_scopes(["Files.Read"])).unwrap()),
     ///     )
     ///     .layer(jwt);
     /// ```
-    pub fn require(
+    pub fn for_route(
         &self,
         requirement: Requirement,
     ) -> Result<RequireClaimsLayer, crate::ConfigError> {

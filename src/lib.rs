@@ -13,7 +13,7 @@
 //!     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
 //!     .add_issuer("https://issuer.example")
 //!     .add_audience("api://echo")
-//!     .require_scopes(["Echo.Read"])
+//!     .require_all_scopes(["Echo.Read"])
 //!     .build()
 //!     .unwrap();
 //! let app = Router::new()
@@ -58,7 +58,7 @@ mod issuer;
 mod json;
 #[cfg(test)]
 mod json_oracle;
-pub mod keys;
+mod keys;
 mod layer;
 mod require;
 mod response;
@@ -69,14 +69,14 @@ pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use azure::{AzureAd, PUBLIC_CLOUD};
 /// The body type of rejections built with [`ValidateJwtBuilder::with_responder`] (re-exported from `bytes`).
 pub use bytes::Bytes;
-pub use cache::CacheStats;
+pub use cache::TokenCacheStats;
 pub use claims::{ClaimRequirement, Claims, Denied, Requirement};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ValidateJwtBuilder};
 pub use error::{ConfigError, JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 pub use future::ResponseFuture;
-pub use keys::{JwksProvider, Key, KeySet, RefreshFuture, RefreshReason, StaticKeys};
-pub use keys::{ProviderStatus, RemoteJwks, RemoteJwksBuilder};
+pub use keys::{DEFAULT_MAX_KEYS, Key, KeySet, KeySource, RefreshFuture, RefreshReason, StaticKeys};
+pub use keys::{KeySourceStatus, RemoteJwks, RemoteJwksBuilder};
 pub use layer::{ValidateJwt, ValidateJwtLayer};
 pub use require::{RequireClaims, RequireClaimsLayer};
 pub use response::ResponseBody;

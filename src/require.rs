@@ -22,7 +22,7 @@ use crate::validate::PendingCheck;
 pub(crate) struct PassedAnonymously(pub(crate) u64);
 
 /// A per-route layer adding a [`Requirement`] to what [`ValidateJwtLayer`](crate::ValidateJwtLayer) checks; made by
-/// [`ValidateJwtLayer::require`](crate::ValidateJwtLayer::require).
+/// [`ValidateJwtLayer::for_route`](crate::ValidateJwtLayer::for_route).
 ///
 /// It reads the claims its own [`ValidateJwtLayer`](crate::ValidateJwtLayer) verified, and only those: claims verified by
 /// another `ValidateJwtLayer` (whose issuer and audience rules are not this one's), or a request

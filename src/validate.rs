@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::AlgorithmSet;
-use crate::cache::{CacheStats, TokenCache};
+use crate::cache::{TokenCache, TokenCacheStats};
 use crate::claims::{Claims, Requirement};
 use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 use crate::issuer::IssuerRule;
-use crate::keys::{JwksProvider, KeySet, MAX_CANDIDATES, RefreshReason};
+use crate::keys::{KeySet, KeySource, MAX_CANDIDATES, RefreshReason};
 use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64};
 
 /// Which `typ` header values are accepted.
@@ -68,7 +68,7 @@ impl TypPolicy {
 
 /// What a [`Validator`] is built from: every verification rule, checked by the builder.
 pub(crate) struct Rules {
-    pub(crate) providers: Vec<Arc<dyn JwksProvider>>,
+    pub(crate) providers: Vec<Arc<dyn KeySource>>,
     pub(crate) algorithms: AlgorithmSet,
     pub(crate) typ: TypPolicy,
     pub(crate) leeway: u64,
@@ -88,7 +88,7 @@ pub(crate) struct Rules {
 /// Verifies token bytes: header, key, signature, time, issuer, audience, requirements. Knows
 /// nothing of HTTP; shared by every clone of the layer and service.
 pub(crate) struct Validator {
-    providers: Vec<Arc<dyn JwksProvider>>,
+    providers: Vec<Arc<dyn KeySource>>,
     algorithms: AlgorithmSet,
     typ: TypPolicy,
     leeway: u64,
@@ -168,7 +168,7 @@ impl Validator {
     }
 
     /// The key sources, in configuration order.
-    pub(crate) fn providers(&self) -> &[Arc<dyn JwksProvider>] {
+    pub(crate) fn providers(&self) -> &[Arc<dyn KeySource>] {
         &self.providers
     }
 
@@ -178,7 +178,7 @@ impl Validator {
     }
 
     /// The verified-token cache's counters, when it is on.
-    pub(crate) fn token_cache_stats(&self) -> Option<CacheStats> {
+    pub(crate) fn token_cache_stats(&self) -> Option<TokenCacheStats> {
         self.token_cache.as_ref().map(TokenCache::stats)
     }
 

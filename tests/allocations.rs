@@ -92,7 +92,7 @@ fn layer(key: &TestKey, cache: usize) -> ValidateJwtLayer {
         .add_keys(StaticKeys::new().add_jwks(jwks(&[key]).to_string()))
         .add_issuer(ISSUER)
         .add_audience(AUDIENCE)
-        .require_scopes(["files.read"])
+        .require_all_scopes(["files.read"])
         .with_token_cache(cache)
         .build()
         .unwrap()

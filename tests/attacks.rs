@@ -53,7 +53,7 @@ fn idp_keys() -> StaticKeys {
     let k = &*IDP;
     StaticKeys::new()
         .add_jwks(jwks(&[&k.rs, &k.es, &k.es384, &k.ed]).to_string())
-        .for_issuer(ISSUER)
+        .add_issuer(ISSUER)
 }
 
 fn default_layer() -> ValidateJwtLayer {
@@ -71,7 +71,7 @@ fn layer_with_hmac_allowed() -> ValidateJwtLayer {
         .add_keys(
             StaticKeys::new()
                 .add_hmac_secret(Some("shared"), SHARED_SECRET)
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_audience(AUDIENCE)
         .build()
@@ -290,7 +290,7 @@ async fn p256_key_presented_as_es384_is_refused() {
         .add_keys(
             StaticKeys::new()
                 .add_jwk(IDP.es.jwk(false).to_string())
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_audience(AUDIENCE)
         .build()
@@ -313,9 +313,9 @@ fn alg_outside_the_allow_list_is_refused_without_fetching_keys() {
     // Built outside the runtime, so nothing warms the provider up: every fetch would be the
     // request's doing.
     let layer = ValidateJwtLayer::builder()
-        .add_provider(
-            RemoteJwks::builder(&format!("{url}/jwks"))
-                .also_accept_issuer(ISSUER)
+        .add_key_source(
+            RemoteJwks::jwks_url(&format!("{url}/jwks"))
+                .add_issuer(ISSUER)
                 .build()
                 .unwrap(),
         )
@@ -522,9 +522,9 @@ async fn jku_pointing_at_a_local_server_is_refused_and_never_fetched() {
     let (idp_url, idp_hits) =
         counting_server("application/json", jwks(&[&IDP.rs]).to_string()).await;
     let layer = ValidateJwtLayer::builder()
-        .add_provider(
-            RemoteJwks::builder(&format!("{idp_url}/jwks"))
-                .also_accept_issuer(ISSUER)
+        .add_key_source(
+            RemoteJwks::jwks_url(&format!("{idp_url}/jwks"))
+                .add_issuer(ISSUER)
                 .build()
                 .unwrap(),
         )
@@ -1429,15 +1429,15 @@ async fn error_bodies_and_logs_never_contain_the_token_or_key_material() {
         .add_keys(
             StaticKeys::new()
                 .add_jwks(set.to_string())
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_keys(
             StaticKeys::new()
                 .add_hmac_secret(Some("shared"), secret_text)
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_audience(AUDIENCE)
-        .require_scopes(["Echo.Write"])
+        .require_all_scopes(["Echo.Write"])
         .build()
         .unwrap();
 
@@ -1507,13 +1507,13 @@ async fn jwks_body_above_the_cap_answers_503_with_the_cap_as_cause() {
     // this is what a request sees.) A valid key set, padded beyond the provider's cap.
     let body = format!("{}{}", jwks(&[&IDP.rs]), " ".repeat(4096));
     let (url, hits) = counting_server("application/json", body).await;
-    let capped = RemoteJwks::builder(&format!("{url}/jwks"))
-        .also_accept_issuer(ISSUER)
-        .max_body_bytes(4096)
+    let capped = RemoteJwks::jwks_url(&format!("{url}/jwks"))
+        .add_issuer(ISSUER)
+        .with_max_body_bytes(4096)
         .build()
         .unwrap();
     let layer = ValidateJwtLayer::builder()
-        .add_provider(capped)
+        .add_key_source(capped)
         .add_audience(AUDIENCE)
         .with_key_wait(Duration::from_secs(5))
         .build()
@@ -1529,8 +1529,8 @@ async fn jwks_body_above_the_cap_answers_503_with_the_cap_as_cause() {
     assert_eq!(cause.kind(), KeyErrorKind::TooLarge);
     assert!(hits.load(Ordering::SeqCst) >= 1);
     // The same document under a cap it fits is fine.
-    let roomy = RemoteJwks::builder(&format!("{url}/jwks"))
-        .max_body_bytes(16 * 1024)
+    let roomy = RemoteJwks::jwks_url(&format!("{url}/jwks"))
+        .with_max_body_bytes(16 * 1024)
         .build()
         .unwrap();
     roomy.ready().await.unwrap();
@@ -1538,7 +1538,7 @@ async fn jwks_body_above_the_cap_answers_503_with_the_cap_as_cause() {
 
 #[test]
 fn key_set_with_more_than_100_keys_is_refused() {
-    assert_eq!(validate_jwt::keys::DEFAULT_MAX_KEYS, 100);
+    assert_eq!(validate_jwt::DEFAULT_MAX_KEYS, 100);
     let jwk = IDP.ed.jwk(true);
     let set = |n: usize| json!({ "keys": vec![jwk.clone(); n] }).to_string();
     let at_limit = KeySet::from_jwks(set(100).as_bytes()).unwrap();
@@ -1583,9 +1583,9 @@ async fn token_above_the_configured_maximum_is_refused() {
 async fn request_waiting_on_a_hanging_key_endpoint_completes_with_503() {
     let url = hanging_server().await;
     let layer = ValidateJwtLayer::builder()
-        .add_provider(
-            RemoteJwks::builder(&format!("{url}/jwks"))
-                .also_accept_issuer(ISSUER)
+        .add_key_source(
+            RemoteJwks::jwks_url(&format!("{url}/jwks"))
+                .add_issuer(ISSUER)
                 .build()
                 .unwrap(),
         )

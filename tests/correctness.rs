@@ -29,7 +29,7 @@ use validate_jwt::{
 fn keys_for(key: &TestKey) -> StaticKeys {
     StaticKeys::new()
         .add_jwks(jwks(&[key]).to_string())
-        .for_issuer(ISSUER)
+        .add_issuer(ISSUER)
 }
 
 fn layer(key: &TestKey) -> validate_jwt::ValidateJwtBuilder {
@@ -51,7 +51,7 @@ async fn the_failed_message_replaces_the_description_of_403_answers_too() {
     let key = TestKey::es256("k");
     let message = "Unauthorized. Access token is missing or invalid.";
     let layer = layer(&key)
-        .require_scopes(["Files.Write"])
+        .require_all_scopes(["Files.Write"])
         .with_failed_message(message)
         .build()
         .unwrap();
@@ -73,7 +73,7 @@ async fn the_failed_message_replaces_the_description_of_403_answers_too() {
 async fn a_failed_status_of_403_applies_to_every_validation_failure_coherently() {
     let key = TestKey::es256("k");
     let layer = layer(&key)
-        .require_scopes(["Files.Write"])
+        .require_all_scopes(["Files.Write"])
         .with_failed_status(403)
         .with_failed_message("denied")
         .build()
@@ -146,7 +146,7 @@ async fn an_out_of_range_number_anywhere_refuses_the_payload() {
 async fn per_route_requirements_never_see_a_repeated_member() {
     let key = TestKey::es256("k");
     let jwt = layer(&key).build().unwrap();
-    let admin = jwt.require(Requirement::roles(["admin"])).unwrap();
+    let admin = jwt.for_route(Requirement::all_roles(["admin"])).unwrap();
     let app = Router::new()
         .route("/", get(echo).route_layer(admin))
         .layer(jwt.clone());
@@ -177,11 +177,15 @@ async fn per_route_requirements_never_see_a_repeated_member() {
 
 #[test]
 fn remote_settings_out_of_range_are_build_errors() {
-    let b = || validate_jwt::RemoteJwks::builder("https://idp.example/keys");
+    let b = || validate_jwt::RemoteJwks::jwks_url("https://idp.example/keys");
     for err in [
-        b().timeout(Duration::MAX).build().unwrap_err(),
-        b().min_refresh_interval(Duration::MAX).build().unwrap_err(),
-        b().default_cache_ttl(Duration::MAX).build().unwrap_err(),
+        b().with_timeout(Duration::MAX).build().unwrap_err(),
+        b().with_min_refresh_interval(Duration::MAX)
+            .build()
+            .unwrap_err(),
+        b().with_default_cache_ttl(Duration::MAX)
+            .build()
+            .unwrap_err(),
     ] {
         assert!(matches!(err, ConfigError::InvalidSetting(_)), "{err}");
     }
@@ -199,7 +203,7 @@ async fn a_kidless_token_with_a_bad_signature_never_refetches_the_keys() {
     let server = KeyServer::start();
     server.serve_json("/jwks", &jwks(&[&key]));
     let layer = ValidateJwtLayer::builder()
-        .add_jwks_uri(server.url("/jwks"))
+        .add_jwks_url(server.url("/jwks"))
         .add_issuer(ISSUER)
         .add_audience(AUDIENCE)
         .build()
@@ -224,12 +228,12 @@ async fn a_kidless_token_is_tried_against_four_keys_in_all() {
         .add_keys(
             StaticKeys::new()
                 .add_jwks(jwks(&[&keys[0], &keys[1], &keys[2]]).to_string())
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_keys(
             StaticKeys::new()
                 .add_jwks(jwks(&[&keys[3], &keys[4], &keys[5]]).to_string())
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_audience(AUDIENCE)
         .build()
@@ -250,17 +254,17 @@ async fn several_key_sources_are_waited_for_together() {
     server.fault("/a", Some(Fault::Hang));
     server.fault("/b", Some(Fault::Hang));
     let remote = |path: &str| {
-        validate_jwt::RemoteJwks::builder(&server.url(path))
-            .for_issuer(ISSUER)
-            .timeout(Duration::from_secs(120))
-            .connect_timeout(Duration::from_secs(120))
+        validate_jwt::RemoteJwks::jwks_url(&server.url(path))
+            .add_issuer(ISSUER)
+            .with_timeout(Duration::from_secs(120))
+            .with_connect_timeout(Duration::from_secs(120))
             .build()
             .unwrap()
     };
     let wait = Duration::from_secs(4);
     let layer = ValidateJwtLayer::builder()
-        .add_provider(remote("/a"))
-        .add_provider(remote("/b"))
+        .add_key_source(remote("/a"))
+        .add_key_source(remote("/b"))
         .add_audience(AUDIENCE)
         .with_key_wait(wait)
         .build()
@@ -319,7 +323,7 @@ async fn the_fully_specified_ed25519_algorithm_is_accepted_for_ed25519_keys_only
             .add_keys(
                 StaticKeys::new()
                     .add_jwk(jwk.to_string())
-                    .for_issuer(ISSUER),
+                    .add_issuer(ISSUER),
             )
             .add_audience(AUDIENCE)
             .build()

@@ -20,7 +20,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use validate_jwt::grpc::ClaimsExt;
 use validate_jwt::{
-    JwksProvider, KeyError, KeyErrorKind, KeySet, RefreshFuture, RefreshReason, Requirement,
+    KeyError, KeyErrorKind, KeySet, KeySource, RefreshFuture, RefreshReason, Requirement,
     StaticKeys, ValidateJwtLayer,
 };
 
@@ -76,7 +76,7 @@ impl Health for Whoami {
 /// A key source that never has keys and cannot get any.
 struct Down;
 
-impl JwksProvider for Down {
+impl KeySource for Down {
     fn current(&self) -> Option<Arc<KeySet>> {
         None
     }
@@ -88,7 +88,7 @@ impl JwksProvider for Down {
 fn static_keys(key: &TestKey) -> StaticKeys {
     StaticKeys::new()
         .add_jwks(jwks(&[key]).to_string())
-        .for_issuer(ISSUER)
+        .add_issuer(ISSUER)
 }
 
 fn layer(key: &TestKey) -> ValidateJwtLayer {
@@ -224,7 +224,7 @@ async fn missing_scope_is_permission_denied() {
     let jwt = ValidateJwtLayer::builder()
         .add_keys(static_keys(&key))
         .add_audience(AUDIENCE)
-        .require_scopes(["Health.Check"])
+        .require_all_scopes(["Health.Check"])
         .build()
         .unwrap();
     let mut client = server_wide(jwt).await;
@@ -246,7 +246,7 @@ async fn missing_scope_is_permission_denied() {
 async fn unavailable_keys_are_unavailable() {
     let key = TestKey::ed25519("ed");
     let jwt = ValidateJwtLayer::builder()
-        .add_provider(Down)
+        .add_key_source(Down)
         .add_issuer(ISSUER)
         .add_audience(AUDIENCE)
         .build()
@@ -311,7 +311,9 @@ async fn layer_protects_a_single_named_service() {
 async fn per_service_requirement_adds_to_the_server_wide_layer() {
     let key = TestKey::ed25519("ed");
     let jwt = layer(&key);
-    let admin_only = jwt.require(Requirement::scopes(["Health.Admin"])).unwrap();
+    let admin_only = jwt
+        .for_route(Requirement::all_scopes(["Health.Admin"]))
+        .unwrap();
     let (incoming, addr) = listen().await;
     tokio::spawn(
         Server::builder()

@@ -250,9 +250,9 @@ fn layer_for(
     discovery: &str,
     extra: impl FnOnce(ValidateJwtBuilder) -> ValidateJwtBuilder,
 ) -> (Router, RemoteJwks) {
-    let keys = RemoteJwks::discover(discovery).build().unwrap();
+    let keys = RemoteJwks::discovery_url(discovery).build().unwrap();
     let builder = ValidateJwtLayer::builder()
-        .add_provider(keys.clone())
+        .add_key_source(keys.clone())
         .add_audience(AUDIENCE);
     (app(extra(builder).build().unwrap()), keys)
 }
@@ -332,10 +332,10 @@ async fn provider_scopes_are_enforced() {
         .token(&format!("{AUDIENCE}/ES256"), "echo:read echo:write")
         .await;
 
-    let (needs_read, _) = layer_for(&discovery, |b| b.require_scopes(["echo:read"]));
+    let (needs_read, _) = layer_for(&discovery, |b| b.require_all_scopes(["echo:read"]));
     assert_eq!(call(&needs_read, &read_only).await.status, 200);
 
-    let (needs_write, _) = layer_for(&discovery, |b| b.require_scopes(["echo:write"]));
+    let (needs_write, _) = layer_for(&discovery, |b| b.require_all_scopes(["echo:write"]));
     let answer = call(&needs_write, &read_only).await;
     assert_eq!(answer.status, 403, "{answer:?}");
     assert_eq!(answer.kind, Some(JwtErrorKind::InsufficientScope));
@@ -499,10 +499,10 @@ async fn check_fixture(json: &str) {
         .add_keys(
             StaticKeys::new()
                 .add_jwks(fixture.jwks.to_string())
-                .for_issuer(&fixture.issuer),
+                .add_issuer(&fixture.issuer),
         )
         .add_audience(AUDIENCE)
-        .require_scopes(["echo:read"])
+        .require_all_scopes(["echo:read"])
         .build()
         .unwrap();
     let app = app(layer);

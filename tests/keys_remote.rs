@@ -1,4 +1,4 @@
-//! `RemoteJwks` against a real HTTP key server, through the `JwksProvider` API.
+//! `RemoteJwks` against a real HTTP key server, through the `KeySource` API.
 //!
 //! # Time
 //!
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use key_server::{Fault, KeyServer, jwks, rsa_jwk};
 use serde_json::json;
-use validate_jwt::{ConfigError, JwksProvider, KeyErrorKind, KeySet, RefreshReason, RemoteJwks};
+use validate_jwt::{ConfigError, KeyErrorKind, KeySet, KeySource, RefreshReason, RemoteJwks};
 
 const DISCOVERY: &str = "/.well-known/openid-configuration";
 const KEYS: &str = "/keys";
@@ -69,7 +69,7 @@ fn discovery_server() -> KeyServer {
 }
 
 fn discover(server: &KeyServer) -> RemoteJwks {
-    RemoteJwks::discover(&server.url(DISCOVERY))
+    RemoteJwks::discovery_url(&server.url(DISCOVERY))
         .build()
         .unwrap()
 }
@@ -82,8 +82,8 @@ fn jwks_server() -> KeyServer {
 }
 
 fn jwks_provider(server: &KeyServer) -> RemoteJwks {
-    RemoteJwks::builder(&server.url(KEYS))
-        .timeout(Duration::from_millis(500))
+    RemoteJwks::jwks_url(&server.url(KEYS))
+        .with_timeout(Duration::from_millis(500))
         .build()
         .unwrap()
 }
@@ -205,9 +205,9 @@ async fn a_fetch_already_in_flight_does_not_prove_a_kid_unknown() {
 /// Loads `k1`, breaks the key set endpoint with `fault`, and asks for a refresh.
 async fn stale_keys_are_served_through(fault: Fault, expected: KeyErrorKind) {
     let server = jwks_server();
-    let provider = RemoteJwks::builder(&server.url(KEYS))
-        .timeout(Duration::from_millis(500))
-        .max_body_bytes(16 * 1024)
+    let provider = RemoteJwks::jwks_url(&server.url(KEYS))
+        .with_timeout(Duration::from_millis(500))
+        .with_max_body_bytes(16 * 1024)
         .build()
         .unwrap();
     provider.ready().await.unwrap();
@@ -342,8 +342,8 @@ async fn cache_control_max_age_is_honoured_and_clamped() {
 #[tokio::test]
 async fn without_max_age_the_default_lifetime_applies() {
     let server = jwks_server();
-    let provider = RemoteJwks::builder(&server.url(KEYS))
-        .default_cache_ttl(Duration::from_secs(1000))
+    let provider = RemoteJwks::jwks_url(&server.url(KEYS))
+        .with_default_cache_ttl(Duration::from_secs(1000))
         .build()
         .unwrap();
     provider.ready().await.unwrap();
@@ -423,7 +423,9 @@ async fn azure_template_issuer_is_accepted_for_the_common_endpoint() {
         COMMON_KEYS,
         include_str!("fixtures/entra/entra-common.jwks.json"),
     );
-    let provider = RemoteJwks::discover(&server.url(COMMON)).build().unwrap();
+    let provider = RemoteJwks::discovery_url(&server.url(COMMON))
+        .build()
+        .unwrap();
     // Before the document is read: the issuer expected from the URL, in both forms OIDC
     // Discovery allows (with and without a terminating slash).
     assert_eq!(
@@ -442,7 +444,9 @@ async fn azure_template_issuer_is_accepted_for_the_common_endpoint() {
     let server = KeyServer::start();
     let wrong = format!("{}/{{tenantid}}/v1.0", server.origin());
     server.serve_discovery(COMMON, &wrong, COMMON_KEYS);
-    let provider = RemoteJwks::discover(&server.url(COMMON)).build().unwrap();
+    let provider = RemoteJwks::discovery_url(&server.url(COMMON))
+        .build()
+        .unwrap();
     let err = provider.refresh(RefreshReason::NoKeys).await.unwrap_err();
     assert_eq!(err.kind(), KeyErrorKind::IssuerMismatch);
 }
@@ -452,8 +456,8 @@ async fn oversized_documents_are_refused() {
     for fault in [Fault::Oversized(20_000), Fault::OversizedChunked(20_000)] {
         let server = jwks_server();
         server.fault(KEYS, Some(fault));
-        let provider = RemoteJwks::builder(&server.url(KEYS))
-            .max_body_bytes(10_000)
+        let provider = RemoteJwks::jwks_url(&server.url(KEYS))
+            .with_max_body_bytes(10_000)
             .build()
             .unwrap();
         let err = provider.refresh(RefreshReason::NoKeys).await.unwrap_err();
@@ -467,8 +471,8 @@ async fn key_sets_above_max_keys_are_refused() {
     let kids: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
     let kids: Vec<&str> = kids.iter().map(String::as_str).collect();
     server.serve_json(KEYS, &jwks(&kids));
-    let provider = RemoteJwks::builder(&server.url(KEYS))
-        .max_keys(4)
+    let provider = RemoteJwks::jwks_url(&server.url(KEYS))
+        .with_max_keys(4)
         .build()
         .unwrap();
     let err = provider.refresh(RefreshReason::NoKeys).await.unwrap_err();
@@ -485,8 +489,8 @@ async fn rsa_and_ed25519_keys_are_loaded() {
         .unwrap()
         .push(json!({"kty": "RSA", "kid": "tiny", "n": "AQAB", "e": "AQAB"}));
     server.serve_json(KEYS, &doc);
-    let provider = RemoteJwks::builder(&server.url(KEYS))
-        .also_accept_issuer("https://issuer.example")
+    let provider = RemoteJwks::jwks_url(&server.url(KEYS))
+        .add_issuer("https://issuer.example")
         .build()
         .unwrap();
     let set = provider.refresh(RefreshReason::NoKeys).await.unwrap();
@@ -512,13 +516,13 @@ async fn jwks_uri_from_a_document_must_be_https_for_remote_hosts() {
 #[test]
 fn https_is_required_for_non_loopback_hosts_at_build() {
     for url in ["http://idp.example/keys", "ftp://idp.example/keys", "keys"] {
-        let err = RemoteJwks::builder(url).build().unwrap_err();
+        let err = RemoteJwks::jwks_url(url).build().unwrap_err();
         assert!(
             matches!(err, ConfigError::InvalidUrl { .. }),
             "{url}: {err}"
         );
     }
-    let err = RemoteJwks::discover("http://idp.example/.well-known/openid-configuration")
+    let err = RemoteJwks::discovery_url("http://idp.example/.well-known/openid-configuration")
         .build()
         .unwrap_err();
     assert!(matches!(err, ConfigError::InvalidUrl { .. }), "{err}");
@@ -528,10 +532,10 @@ fn https_is_required_for_non_loopback_hosts_at_build() {
         "http://[::1]:1/keys",
         "http://localhost:1/keys",
     ] {
-        assert!(RemoteJwks::builder(url).build().is_ok(), "{url}");
+        assert!(RemoteJwks::jwks_url(url).build().is_ok(), "{url}");
     }
     assert!(
-        RemoteJwks::builder("http://idp.example/keys")
+        RemoteJwks::jwks_url("http://idp.example/keys")
             .danger_allow_http()
             .build()
             .is_ok()

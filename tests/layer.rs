@@ -11,7 +11,7 @@ use axum::routing::get;
 use common::*;
 use serde_json::json;
 use validate_jwt::{
-    ConfigError, JwksProvider, KeySet, RefreshFuture, RefreshReason, Requirement, StaticKeys,
+    ConfigError, KeySet, KeySource, RefreshFuture, RefreshReason, Requirement, StaticKeys,
     ValidateJwtLayer,
 };
 
@@ -36,7 +36,7 @@ fn keys() -> Keys {
 fn static_keys(k: &Keys) -> StaticKeys {
     StaticKeys::new()
         .add_jwks(jwks(&[&k.rs, &k.ps, &k.es256, &k.es384, &k.ed]).to_string())
-        .for_issuer(ISSUER)
+        .add_issuer(ISSUER)
 }
 
 async fn server(layer: ValidateJwtLayer) -> String {
@@ -182,7 +182,7 @@ async fn missing_scope_is_403_insufficient_scope() {
     let layer = ValidateJwtLayer::builder()
         .add_keys(static_keys(&k))
         .add_audience(AUDIENCE)
-        .require_scopes(["Echo.Write"])
+        .require_all_scopes(["Echo.Write"])
         .with_realm("echo")
         .build()
         .unwrap();
@@ -252,7 +252,7 @@ async fn token_in_two_places_is_invalid_request() {
     let layer = ValidateJwtLayer::builder()
         .add_keys(static_keys(&k))
         .add_audience(AUDIENCE)
-        .with_query_parameter("access_token")
+        .add_query_parameter("access_token")
         .build()
         .unwrap();
     let url = server(layer).await;
@@ -286,7 +286,7 @@ async fn apim_failure_overrides_change_401_answers() {
 /// Counts `current()` calls: one per signature verification attempt.
 struct Counting(Arc<KeySet>, Arc<AtomicUsize>);
 
-impl JwksProvider for Counting {
+impl KeySource for Counting {
     fn current(&self) -> Option<Arc<KeySet>> {
         self.1.fetch_add(1, Ordering::SeqCst);
         Some(self.0.clone())
@@ -306,7 +306,7 @@ async fn per_route_requirements_reuse_the_verified_claims() {
     let lookups = Arc::new(AtomicUsize::new(0));
     let set = static_keys(&k).key_set().unwrap();
     let jwt = ValidateJwtLayer::builder()
-        .add_provider(Counting(set, lookups.clone()))
+        .add_key_source(Counting(set, lookups.clone()))
         .add_audience(AUDIENCE)
         .build()
         .unwrap();
@@ -314,10 +314,15 @@ async fn per_route_requirements_reuse_the_verified_claims() {
         .route(
             "/files",
             get(echo)
-                .route_layer(jwt.require(Requirement::scopes(["Files.Read"])).unwrap())
+                .route_layer(
+                    jwt.for_route(Requirement::all_scopes(["Files.Read"]))
+                        .unwrap(),
+                )
                 .merge(
-                    axum::routing::post(echo)
-                        .route_layer(jwt.require(Requirement::scopes(["Files.Write"])).unwrap()),
+                    axum::routing::post(echo).route_layer(
+                        jwt.for_route(Requirement::all_scopes(["Files.Write"]))
+                            .unwrap(),
+                    ),
                 ),
         )
         .layer(jwt);
@@ -380,7 +385,7 @@ fn builder_refuses_incomplete_configurations() {
         .unwrap_err();
     assert_eq!(e, ConfigError::HmacWithoutSecret("HS256"));
     let e = ValidateJwtLayer::builder()
-        .add_keys(StaticKeys::new().add_pem(None, "junk").for_issuer(ISSUER))
+        .add_keys(StaticKeys::new().add_pem(None, "junk").add_issuer(ISSUER))
         .add_audience(AUDIENCE)
         .build()
         .unwrap_err();
@@ -388,7 +393,7 @@ fn builder_refuses_incomplete_configurations() {
     let e = ValidateJwtLayer::builder()
         .add_keys(static_keys(&k))
         .add_audience(AUDIENCE)
-        .require(Requirement::scopes(Vec::<String>::new()))
+        .require(Requirement::all_scopes(Vec::<String>::new()))
         .build()
         .unwrap_err();
     assert!(matches!(e, ConfigError::InvalidRequirement(_)));
@@ -418,12 +423,12 @@ async fn a_key_from_issuer_a_never_validates_a_token_claiming_issuer_b() {
         .add_keys(
             StaticKeys::new()
                 .add_jwk(a.jwk(true).to_string())
-                .for_issuer("https://a.test"),
+                .add_issuer("https://a.test"),
         )
         .add_keys(
             StaticKeys::new()
                 .add_jwk(b.jwk(true).to_string())
-                .for_issuer("https://b.test"),
+                .add_issuer("https://b.test"),
         )
         .add_audience(AUDIENCE)
         .build()

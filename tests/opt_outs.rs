@@ -27,7 +27,7 @@ use validate_jwt::{
 fn keys(key: &TestKey) -> StaticKeys {
     StaticKeys::new()
         .add_jwks(jwks(&[key]).to_string())
-        .for_issuer(ISSUER)
+        .add_issuer(ISSUER)
 }
 
 fn base(key: &TestKey) -> ValidateJwtBuilder {
@@ -294,14 +294,14 @@ async fn with_scheme() {
 }
 
 #[tokio::test]
-async fn with_query_parameter() {
+async fn add_query_parameter() {
     let key = TestKey::es256("k");
     let token = key.token(&claims());
     let in_query = || http::Request::get(format!("/?access_token={token}"));
     let (status, kind, _) = send(&base(&key).build().unwrap(), in_query()).await;
     assert_eq!((status, kind), (401, Some(JwtErrorKind::Missing)));
     let layer = base(&key)
-        .with_query_parameter("access_token")
+        .add_query_parameter("access_token")
         .build()
         .unwrap();
     assert_eq!(send(&layer, in_query()).await.0, 200);
@@ -312,13 +312,13 @@ async fn with_query_parameter() {
 }
 
 #[tokio::test]
-async fn with_cookie() {
+async fn add_cookie() {
     let key = TestKey::es256("k");
     let token = key.token(&claims());
     let in_cookie = || http::Request::get("/").header("cookie", format!("theme=dark; jwt={token}"));
     let (status, kind, _) = send(&base(&key).build().unwrap(), in_cookie()).await;
     assert_eq!((status, kind), (401, Some(JwtErrorKind::Missing)));
-    let layer = base(&key).with_cookie("jwt").build().unwrap();
+    let layer = base(&key).add_cookie("jwt").build().unwrap();
     assert_eq!(send(&layer, in_cookie()).await.0, 200);
     // Still refused: an expired token in the cookie, and a token in two places.
     let expired = key.token(&with(claims(), "exp", json!(now() - 3600)));
@@ -329,14 +329,14 @@ async fn with_cookie() {
 }
 
 #[tokio::test]
-async fn with_token_extractor() {
+async fn add_token_extractor() {
     let key = TestKey::es256("k");
     let token = key.token(&claims());
     let custom = || http::Request::get("/").header("x-api-session", format!("v1:{token}"));
     let (status, kind, _) = send(&base(&key).build().unwrap(), custom()).await;
     assert_eq!((status, kind), (401, Some(JwtErrorKind::Missing)));
     let layer = base(&key)
-        .with_token_extractor(|headers, _| {
+        .add_token_extractor(|headers, _| {
             let value = headers.get("x-api-session")?.to_str().ok()?;
             value.strip_prefix("v1:").map(str::to_owned)
         })
@@ -407,12 +407,12 @@ async fn skip_if_and_skip_cors_preflight() {
 
 #[test]
 fn danger_allow_http() {
-    let err = RemoteJwks::builder("http://idp.example/keys")
+    let err = RemoteJwks::jwks_url("http://idp.example/keys")
         .build()
         .unwrap_err();
     assert!(matches!(err, ConfigError::InvalidUrl { .. }), "{err}");
     assert!(
-        RemoteJwks::builder("http://idp.example/keys")
+        RemoteJwks::jwks_url("http://idp.example/keys")
             .danger_allow_http()
             .build()
             .is_ok()
@@ -420,13 +420,13 @@ fn danger_allow_http() {
     // Still refused: other schemes. (A discovered URL pointing inside is refused even with the
     // opt-out: `trust.rs`.)
     assert!(
-        RemoteJwks::builder("ftp://idp.example/keys")
+        RemoteJwks::jwks_url("ftp://idp.example/keys")
             .danger_allow_http()
             .build()
             .is_err()
     );
     let err = ValidateJwtLayer::builder()
-        .add_jwks_uri("http://idp.example/keys")
+        .add_jwks_url("http://idp.example/keys")
         .add_issuer(ISSUER)
         .add_audience(AUDIENCE)
         .build()

@@ -109,7 +109,7 @@ static LAYER: LazyLock<ValidateJwtLayer> = LazyLock::new(|| {
             StaticKeys::new()
                 .add_jwks(jwks(&keys).to_string())
                 .add_hmac_secret(Some("hs"), SECRET)
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_audience(AUDIENCE)
         .build()

@@ -12,7 +12,7 @@ use common::*;
 use serde_json::json;
 use tower::{Layer as _, ServiceExt as _};
 use validate_jwt::{
-    Claims, JwksProvider, JwtErrorKind, KeySet, ManualClock, RefreshFuture, RefreshReason,
+    Claims, JwtErrorKind, KeySet, KeySource, ManualClock, RefreshFuture, RefreshReason,
     Requirement, StaticKeys, ValidateJwtLayer,
 };
 
@@ -40,7 +40,7 @@ impl Swappable {
     }
 }
 
-impl JwksProvider for Swappable {
+impl KeySource for Swappable {
     fn current(&self) -> Option<Arc<KeySet>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         Some(self.set.lock().unwrap().clone())
@@ -80,11 +80,11 @@ fn setup(key: &TestKey, capacity: usize) -> Setup {
     let checks = Arc::new(AtomicUsize::new(0));
     let counter = checks.clone();
     let layer = ValidateJwtLayer::builder()
-        .add_provider(provider.clone())
+        .add_key_source(provider.clone())
         .add_audience(AUDIENCE)
         .with_clock(clock.clone())
         .with_leeway(Duration::from_secs(30))
-        .require_scopes(["Echo.Read"])
+        .require_all_scopes(["Echo.Read"])
         .require(Requirement::predicate("counted", move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
             Ok(())
@@ -109,13 +109,13 @@ fn stats(layer: &ValidateJwtLayer) -> (usize, u64, u64) {
 async fn the_cache_is_off_by_default() {
     let key = TestKey::es256("k1");
     let layer = ValidateJwtLayer::builder()
-        .add_provider(Swappable::new(key_set(&[&key])))
+        .add_key_source(Swappable::new(key_set(&[&key])))
         .add_audience(AUDIENCE)
         .build()
         .unwrap();
     assert!(layer.token_cache_stats().is_none());
     let off = ValidateJwtLayer::builder()
-        .add_provider(Swappable::new(key_set(&[&key])))
+        .add_key_source(Swappable::new(key_set(&[&key])))
         .add_audience(AUDIENCE)
         .with_token_cache(0)
         .build()
@@ -387,7 +387,7 @@ async fn asynchronous_requirements_run_on_every_hit() {
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
     let layer = ValidateJwtLayer::builder()
-        .add_provider(Swappable::new(key_set(&[&key])))
+        .add_key_source(Swappable::new(key_set(&[&key])))
         .add_audience(AUDIENCE)
         .with_clock(ManualClock::new(NOW))
         .require(Requirement::async_predicate("not revoked", move |_| {
@@ -436,12 +436,12 @@ async fn a_remote_key_set_change_reaches_cached_tokens() {
         }),
     );
     let addr = serve(app).await;
-    let provider = validate_jwt::RemoteJwks::builder(&format!("http://{addr}/jwks"))
-        .also_accept_issuer(ISSUER)
+    let provider = validate_jwt::RemoteJwks::jwks_url(&format!("http://{addr}/jwks"))
+        .add_issuer(ISSUER)
         .build()
         .unwrap();
     let layer = ValidateJwtLayer::builder()
-        .add_provider(provider.clone())
+        .add_key_source(provider.clone())
         .add_audience(AUDIENCE)
         .with_token_cache(10)
         .build()
@@ -480,9 +480,9 @@ async fn a_token_validated_after_a_cold_start_is_cached() {
     );
     let addr = serve(app).await;
     let layer = ValidateJwtLayer::builder()
-        .add_provider(
-            validate_jwt::RemoteJwks::builder(&format!("http://{addr}/jwks"))
-                .also_accept_issuer(ISSUER)
+        .add_key_source(
+            validate_jwt::RemoteJwks::jwks_url(&format!("http://{addr}/jwks"))
+                .add_issuer(ISSUER)
                 .build()
                 .unwrap(),
         )
@@ -506,7 +506,7 @@ async fn a_hit_reruns_synchronous_predicates() {
     let revoked: Arc<Mutex<Vec<String>>> = Arc::default();
     let list = revoked.clone();
     let layer = ValidateJwtLayer::builder()
-        .add_provider(Swappable::new(key_set(&[&key])))
+        .add_key_source(Swappable::new(key_set(&[&key])))
         .add_audience(AUDIENCE)
         .with_clock(ManualClock::new(NOW))
         .require(Requirement::predicate("not revoked", move |claims| {

@@ -17,7 +17,7 @@ use common::*;
 use key_server::KeyServer;
 use serde_json::{Value, json};
 use validate_jwt::{
-    AzureAd, ConfigError, JwksProvider, JwtErrorKind, KeyErrorKind, KeySet, RefreshFuture,
+    AzureAd, ConfigError, JwtErrorKind, KeyErrorKind, KeySet, KeySource, RefreshFuture,
     RefreshReason, RemoteJwks, Requirement, StaticKeys, ValidateJwtLayer,
 };
 
@@ -50,7 +50,7 @@ struct Vault {
     set: Arc<KeySet>,
 }
 
-impl JwksProvider for Vault {
+impl KeySource for Vault {
     fn current(&self) -> Option<Arc<KeySet>> {
         Some(self.set.clone())
     }
@@ -68,7 +68,7 @@ async fn a_custom_providers_issuers_are_enforced() {
     let key = TestKey::es256("vault");
     let set = KeySet::from_jwks(jwks(&[&key]).to_string().as_bytes()).unwrap();
     let layer = ValidateJwtLayer::builder()
-        .add_provider(Vault { set: Arc::new(set) })
+        .add_key_source(Vault { set: Arc::new(set) })
         .add_audience(AUDIENCE)
         .build()
         .unwrap();
@@ -89,7 +89,7 @@ async fn a_jwk_issuer_narrows_a_static_source_and_never_widens_it() {
             .add_keys(
                 StaticKeys::new()
                     .add_jwk(jwk_with_issuer(&key, jwk_issuer).to_string())
-                    .for_issuer(ISSUER),
+                    .add_issuer(ISSUER),
             )
             .add_audience(AUDIENCE)
             .build()
@@ -111,9 +111,9 @@ async fn a_jwk_issuer_narrows_a_remote_source_and_never_widens_it() {
     let server = KeyServer::start();
     server.serve_json("/jwks", &json!({ "keys": [jwk_with_issuer(&key, EVIL)] }));
     let layer = ValidateJwtLayer::builder()
-        .add_provider(
-            RemoteJwks::builder(&server.url("/jwks"))
-                .also_accept_issuer(ISSUER)
+        .add_key_source(
+            RemoteJwks::jwks_url(&server.url("/jwks"))
+                .add_issuer(ISSUER)
                 .build()
                 .unwrap(),
         )
@@ -167,7 +167,7 @@ async fn a_tenant_source_refuses_another_tenants_token_signed_with_a_template_ke
 
     // The README's quick start: discovery on the tenant's URL, no `add_issuer`.
     let plain = ValidateJwtLayer::builder()
-        .add_provider(RemoteJwks::discover(&url).build().unwrap())
+        .add_key_source(RemoteJwks::discovery_url(&url).build().unwrap())
         .add_audience(AUDIENCE)
         .build()
         .unwrap();
@@ -200,7 +200,11 @@ async fn a_single_tenant_url_whose_document_names_the_template_is_refused() {
     let token = key.token(&entra_claims(&base, TENANT_U, false));
 
     let layer = ValidateJwtLayer::builder()
-        .add_provider(RemoteJwks::discover(&server.url(&path)).build().unwrap())
+        .add_key_source(
+            RemoteJwks::discovery_url(&server.url(&path))
+                .build()
+                .unwrap(),
+        )
         .add_audience(AUDIENCE)
         .build()
         .unwrap();
@@ -215,8 +219,8 @@ async fn a_single_tenant_url_whose_document_names_the_template_is_refused() {
 
     // The explicit opt-in takes the template (and with it every tenant).
     let opted = ValidateJwtLayer::builder()
-        .add_provider(
-            RemoteJwks::discover(&server.url(&path))
+        .add_key_source(
+            RemoteJwks::discovery_url(&server.url(&path))
                 .danger_accept_tenant_template()
                 .build()
                 .unwrap(),
@@ -239,7 +243,7 @@ async fn an_unbound_source_cannot_sign_for_a_bound_sources_issuer() {
         .add_keys(
             StaticKeys::new()
                 .add_jwks(jwks(&[&a]).to_string())
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_keys(StaticKeys::new().add_jwks(jwks(&[&free]).to_string()))
         .add_issuer(ISSUER)
@@ -261,8 +265,8 @@ async fn two_bare_jwks_urls_both_sign_for_the_listed_issuer() {
     server.serve_json("/one", &jwks(&[&k1]));
     server.serve_json("/two", &jwks(&[&k2]));
     let layer = ValidateJwtLayer::builder()
-        .add_jwks_uri(server.url("/one"))
-        .add_jwks_uri(server.url("/two"))
+        .add_jwks_url(server.url("/one"))
+        .add_jwks_url(server.url("/two"))
         .add_issuer(ISSUER)
         .add_audience(AUDIENCE)
         .build()
@@ -279,7 +283,7 @@ fn a_listed_issuer_no_source_can_accept_is_a_build_error() {
     let bound = |iss: &str| {
         StaticKeys::new()
             .add_hmac_secret(None, secret)
-            .for_issuer(iss)
+            .add_issuer(iss)
     };
     let err = ValidateJwtLayer::builder()
         .add_keys(bound("https://a.test"))
@@ -292,7 +296,7 @@ fn a_listed_issuer_no_source_can_accept_is_a_build_error() {
         matches!(&err, ConfigError::UnreachableIssuer { issuer, .. } if issuer == "https://c.test"),
         "{err}"
     );
-    assert!(err.to_string().contains("for_issuer"), "{err}");
+    assert!(err.to_string().contains("StaticKeys::add_issuer"), "{err}");
     // A source left with no issuer names the per-source method to call.
     let err = ValidateJwtLayer::builder()
         .add_keys(bound(ISSUER))
@@ -302,7 +306,7 @@ fn a_listed_issuer_no_source_can_accept_is_a_build_error() {
         .build()
         .unwrap_err();
     assert_eq!(err, ConfigError::NoIssuerDecision);
-    assert!(err.to_string().contains("StaticKeys::for_issuer"), "{err}");
+    assert!(err.to_string().contains("StaticKeys::add_issuer"), "{err}");
 }
 
 #[tokio::test]
@@ -310,7 +314,7 @@ async fn danger_accept_any_issuer_opens_unbound_sources_only() {
     let (bound_key, free) = (TestKey::es256("bound"), TestKey::es256("free"));
     let bound = StaticKeys::new()
         .add_jwks(jwks(&[&bound_key]).to_string())
-        .for_issuer(ISSUER);
+        .add_issuer(ISSUER);
     let free_keys = StaticKeys::new().add_jwks(jwks(&[&free]).to_string());
     // The default refuses a key source without an issuer decision.
     assert_eq!(
@@ -355,7 +359,7 @@ async fn danger_accept_any_issuer_opens_unbound_sources_only() {
         .add_keys(
             StaticKeys::new()
                 .add_jwks(jwks(&[&bound_key]).to_string())
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .danger_accept_any_issuer()
         .add_audience(AUDIENCE)
@@ -380,7 +384,7 @@ async fn the_issuer_list_replaces_the_discovery_default_of_a_single_source() {
     let url = server.url("/.well-known/openid-configuration");
 
     let layer = ValidateJwtLayer::builder()
-        .add_openid_config(&url)
+        .add_discovery_url(&url)
         .add_issuer(FRONTEND)
         .add_audience(AUDIENCE)
         .build()
@@ -392,7 +396,7 @@ async fn the_issuer_list_replaces_the_discovery_default_of_a_single_source() {
 
     // Without the list, the document's issuer is the source's.
     let default = ValidateJwtLayer::builder()
-        .add_openid_config(&url)
+        .add_discovery_url(&url)
         .add_audience(AUDIENCE)
         .build()
         .unwrap();
@@ -417,7 +421,7 @@ async fn a_discovered_jwks_uri_pointing_at_loopback_is_refused() {
         .build()
         .unwrap();
     let layer = ValidateJwtLayer::builder()
-        .add_openid_config(format!("{issuer}/.well-known/openid-configuration"))
+        .add_discovery_url(format!("{issuer}/.well-known/openid-configuration"))
         .with_http_client(client)
         .danger_allow_http()
         .add_audience(AUDIENCE)
@@ -457,7 +461,7 @@ fn layer_for(key: &TestKey, audience: &str) -> ValidateJwtLayer {
         .add_keys(
             StaticKeys::new()
                 .add_jwks(jwks(&[key]).to_string())
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_audience(audience)
         .build()
@@ -469,12 +473,12 @@ async fn require_refuses_claims_verified_by_another_layer() {
     let key = TestKey::es256("k");
     let jwt_a = layer_for(&key, AUDIENCE);
     let jwt_b = layer_for(&key, "api://b");
-    let rule = Requirement::scopes(["Echo.Read"]);
+    let rule = Requirement::all_scopes(["Echo.Read"]);
     // A token for A's audience, which B's own rules would refuse.
     let token = key.token(&claims());
     let (status, kind, body) = through(
         Some(&jwt_a),
-        jwt_b.require(rule.clone()).unwrap(),
+        jwt_b.for_route(rule.clone()).unwrap(),
         Some(&token),
     )
     .await;
@@ -488,7 +492,7 @@ async fn require_refuses_claims_verified_by_another_layer() {
         "{body}"
     );
     // Made from the right layer, the same route passes.
-    let (status, _, _) = through(Some(&jwt_a), jwt_a.require(rule).unwrap(), Some(&token)).await;
+    let (status, _, _) = through(Some(&jwt_a), jwt_a.for_route(rule).unwrap(), Some(&token)).await;
     assert_eq!(status, 200);
 }
 
@@ -499,7 +503,8 @@ async fn require_without_its_layer_answers_500_naming_the_fix() {
     let token = key.token(&claims());
     let (status, kind, body) = through(
         None,
-        jwt.require(Requirement::scopes(["Echo.Read"])).unwrap(),
+        jwt.for_route(Requirement::all_scopes(["Echo.Read"]))
+            .unwrap(),
         Some(&token),
     )
     .await;
@@ -520,13 +525,15 @@ async fn require_behind_an_anonymous_layer_answers_401_without_a_token() {
         .add_keys(
             StaticKeys::new()
                 .add_jwks(jwks(&[&key]).to_string())
-                .for_issuer(ISSUER),
+                .add_issuer(ISSUER),
         )
         .add_audience(AUDIENCE)
         .allow_anonymous()
         .build()
         .unwrap();
-    let rule = jwt.require(Requirement::scopes(["Echo.Read"])).unwrap();
+    let rule = jwt
+        .for_route(Requirement::all_scopes(["Echo.Read"]))
+        .unwrap();
     let (status, kind, _) = through(Some(&jwt), rule.clone(), None).await;
     assert_eq!((status, kind), (401, Some(JwtErrorKind::Missing)));
     let (status, _, _) = through(Some(&jwt), rule, Some(&key.token(&claims()))).await;

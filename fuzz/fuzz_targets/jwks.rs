@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use validate_jwt::KeySet;
-use validate_jwt::keys::DEFAULT_MAX_KEYS;
+use validate_jwt::DEFAULT_MAX_KEYS;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(set) = KeySet::from_jwks(data) {

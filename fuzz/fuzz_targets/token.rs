@@ -62,7 +62,7 @@ fn harness() -> &'static Harness {
             .add_jwk(ec_jwk)
             .add_jwk(ed_jwk)
             .add_rsa_components(Some("rsa"), RSA_N, "AQAB")
-            .for_issuer(ISSUER);
+            .add_issuer(ISSUER);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -74,7 +74,7 @@ fn harness() -> &'static Harness {
                 .add_audience("api://other")
                 .with_clock(ManualClock::new(NOW))
                 .require(Requirement::any([
-                    Requirement::scopes(["Fuzz.Read"]),
+                    Requirement::all_scopes(["Fuzz.Read"]),
                     Requirement::any_role(["Fuzz.Admin", "Fuzz.Owner"]),
                     Requirement::claim_path(["realm", "roles"]).any_of(["admin"]),
                 ]))

@@ -25,8 +25,8 @@ type AsyncPredicate =
 ///
 /// // Azure AD: a delegated token needs the scope, an application token the app role.
 /// let read = Requirement::any([
-///     Requirement::scopes(["Files.Read"]),
-///     Requirement::roles(["Files.Read.All"]),
+///     Requirement::all_scopes(["Files.Read"]),
+///     Requirement::all_roles(["Files.Read.All"]),
 /// ]);
 /// // Any claim, APIM-style: `tid` must be one of these tenants.
 /// let tenant = Requirement::claim("tid").any_of(["72f988bf-86f1-41af-91ab-2d7cd011db47"]);
@@ -101,7 +101,7 @@ where
 impl Requirement {
     /// All of these scopes, from `scp` or `scope` (a space-separated string or an array).
     /// Matching is whole-word and case-sensitive: `Files.Read` never matches `Files.ReadWrite`.
-    pub fn scopes<I, S>(scopes: I) -> Self
+    pub fn all_scopes<I, S>(scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -125,7 +125,7 @@ impl Requirement {
     }
 
     /// All of these roles, from `roles` (an array of strings, or one string).
-    pub fn roles<I, S>(roles: I) -> Self
+    pub fn all_roles<I, S>(roles: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -492,44 +492,56 @@ mod tests {
         let cases: &[(&str, Requirement, bool)] = &[
             (
                 r#"{"scp":"Files.Read"}"#,
-                Requirement::scopes(["Files.Read"]),
+                Requirement::all_scopes(["Files.Read"]),
                 true,
             ),
             (
                 r#"{"scp":"Files.ReadWrite"}"#,
-                Requirement::scopes(["Files.Read"]),
+                Requirement::all_scopes(["Files.Read"]),
                 false,
             ),
             (
                 r#"{"scp":"files.read"}"#,
-                Requirement::scopes(["Files.Read"]),
+                Requirement::all_scopes(["Files.Read"]),
                 false,
             ),
             (
                 r#"{"scp":"a Files.Read b"}"#,
-                Requirement::scopes(["Files.Read"]),
+                Requirement::all_scopes(["Files.Read"]),
                 true,
             ),
-            (r#"{"scope":"a b"}"#, Requirement::scopes(["a", "b"]), true),
+            (
+                r#"{"scope":"a b"}"#,
+                Requirement::all_scopes(["a", "b"]),
+                true,
+            ),
             (
                 r#"{"scope":["a","b"]}"#,
-                Requirement::scopes(["a", "b"]),
+                Requirement::all_scopes(["a", "b"]),
                 true,
             ),
-            (r#"{"scp":["a"]}"#, Requirement::scopes(["a", "b"]), false),
+            (
+                r#"{"scp":["a"]}"#,
+                Requirement::all_scopes(["a", "b"]),
+                false,
+            ),
             (r#"{"scp":"a"}"#, Requirement::any_scope(["b", "a"]), true),
             (r#"{"scp":"c"}"#, Requirement::any_scope(["b", "a"]), false),
-            (r#"{}"#, Requirement::scopes(["a"]), false),
-            (r#"{"scp":5}"#, Requirement::scopes(["a"]), false),
+            (r#"{}"#, Requirement::all_scopes(["a"]), false),
+            (r#"{"scp":5}"#, Requirement::all_scopes(["a"]), false),
             (
                 r#"{"roles":["Admin"]}"#,
-                Requirement::roles(["Admin"]),
+                Requirement::all_roles(["Admin"]),
                 true,
             ),
-            (r#"{"roles":"Admin"}"#, Requirement::roles(["Admin"]), true),
+            (
+                r#"{"roles":"Admin"}"#,
+                Requirement::all_roles(["Admin"]),
+                true,
+            ),
             (
                 r#"{"roles":["admin"]}"#,
-                Requirement::roles(["Admin"]),
+                Requirement::all_roles(["Admin"]),
                 false,
             ),
             (
@@ -537,7 +549,11 @@ mod tests {
                 Requirement::any_role(["B", "A"]),
                 true,
             ),
-            (r#"{"roles":["A"]}"#, Requirement::roles(["B", "A"]), false),
+            (
+                r#"{"roles":["A"]}"#,
+                Requirement::all_roles(["B", "A"]),
+                false,
+            ),
         ];
         for (json, req, want) in cases {
             assert_eq!(req.check(&claims(json)).is_ok(), *want, "{json} {req:?}");
@@ -620,8 +636,8 @@ mod tests {
     #[test]
     fn composition_table() {
         let scope_or_role = Requirement::any([
-            Requirement::scopes(["Files.Read"]),
-            Requirement::roles(["Files.Read.All"]),
+            Requirement::all_scopes(["Files.Read"]),
+            Requirement::all_roles(["Files.Read.All"]),
         ]);
         assert!(
             scope_or_role
@@ -641,7 +657,7 @@ mod tests {
             "missing scope Files.Read, or missing role Files.Read.All"
         );
         let both = Requirement::all([
-            Requirement::scopes(["a"]),
+            Requirement::all_scopes(["a"]),
             Requirement::claim("tid").any_of(["t"]),
         ]);
         assert!(both.check(&claims(r#"{"scp":"a","tid":"t"}"#)).is_ok());
@@ -664,7 +680,7 @@ mod tests {
     #[tokio::test]
     async fn async_predicates_are_awaited() {
         let req = Requirement::all([
-            Requirement::scopes(["a"]),
+            Requirement::all_scopes(["a"]),
             Requirement::async_predicate("not revoked", |c| async move {
                 if c.get("jti").and_then(Value::as_str) == Some("bad") {
                     Err(Denied::new("revoked"))
@@ -693,9 +709,9 @@ mod tests {
     fn impossible_rules_fail_validation() {
         let empty: [&str; 0] = [];
         for req in [
-            Requirement::scopes(empty),
-            Requirement::scopes(["a b"]),
-            Requirement::roles(empty),
+            Requirement::all_scopes(empty),
+            Requirement::all_scopes(["a b"]),
+            Requirement::all_roles(empty),
             Requirement::all([]),
             Requirement::any([]),
             Requirement::claim("").any_of(["x"]),
@@ -704,13 +720,13 @@ mod tests {
         ] {
             assert!(req.validate().is_err(), "{req:?}");
         }
-        assert!(Requirement::scopes(["a"]).validate().is_ok());
+        assert!(Requirement::all_scopes(["a"]).validate().is_ok());
     }
 
     #[test]
     fn claim_names_cover_what_the_rules_read() {
         let req = Requirement::all([
-            Requirement::scopes(["a"]),
+            Requirement::all_scopes(["a"]),
             Requirement::claim_path(["realm_access", "roles"]).any_of(["x"]),
         ]);
         let mut names = Vec::new();

@@ -1,10 +1,10 @@
 //! Verification keys and where they come from.
 //!
 //! A [`KeySet`] is an immutable snapshot of ready-parsed keys, indexed by `kid`. A
-//! [`JwksProvider`] hands the request path the current snapshot without locks or awaits and is
+//! [`KeySource`] hands the request path the current snapshot without locks or awaits and is
 //! asked for a refresh when a token names a key it does not know. This crate ships three
 //! providers: [`StaticKeys`], [`RemoteJwks`] (a JWKS URL) and discovery through
-//! [`RemoteJwks::discover`] (OpenID Connect discovery or RFC 8414 metadata).
+//! [`RemoteJwks::discovery_url`] (OpenID Connect discovery or RFC 8414 metadata).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,7 +23,7 @@ pub(crate) mod jwk;
 mod remote;
 mod static_keys;
 
-pub use remote::{ProviderStatus, RemoteJwks, RemoteJwksBuilder};
+pub use remote::{KeySourceStatus, RemoteJwks, RemoteJwksBuilder};
 pub use static_keys::StaticKeys;
 
 use crypto::{KeyMaterial, Verifier};
@@ -143,7 +143,7 @@ pub struct KeySet {
     keys: Vec<Arc<Key>>,
     by_kid: HashMap<Box<str>, Vec<usize>>,
     /// The issuers the source published this set for (a discovery document's issuer, a
-    /// source's `for_issuer`), when it says.
+    /// source's `add_issuer`), when it says.
     issuers: Option<Arc<[IssuerPattern]>>,
 }
 
@@ -277,7 +277,7 @@ pub enum RefreshReason {
     UnknownKid(String),
 }
 
-/// The future a [`JwksProvider`] returns from [`refresh`](JwksProvider::refresh).
+/// The future a [`KeySource`] returns from [`refresh`](KeySource::refresh).
 pub type RefreshFuture = Pin<Box<dyn Future<Output = Result<Arc<KeySet>, KeyError>> + Send>>;
 
 /// The seam between the layer and a source of keys.
@@ -292,11 +292,11 @@ pub type RefreshFuture = Pin<Box<dyn Future<Output = Result<Arc<KeySet>, KeyErro
 ///
 /// ```
 /// use std::sync::Arc;
-/// use validate_jwt::{JwksProvider, KeySet, RefreshFuture, RefreshReason, StaticKeys};
+/// use validate_jwt::{KeySource, KeySet, RefreshFuture, RefreshReason, StaticKeys};
 ///
 /// struct FromVault(Arc<KeySet>);
 ///
-/// impl JwksProvider for FromVault {
+/// impl KeySource for FromVault {
 ///     fn current(&self) -> Option<Arc<KeySet>> {
 ///         Some(self.0.clone())
 ///     }
@@ -306,7 +306,7 @@ pub type RefreshFuture = Pin<Box<dyn Future<Output = Result<Arc<KeySet>, KeyErro
 ///     }
 /// }
 /// ```
-pub trait JwksProvider: Send + Sync + 'static {
+pub trait KeySource: Send + Sync + 'static {
     /// The current key set, or `None` while none has been obtained. Must not block.
     fn current(&self) -> Option<Arc<KeySet>>;
 
@@ -334,7 +334,7 @@ pub trait JwksProvider: Send + Sync + 'static {
     }
 }
 
-impl<P: JwksProvider + ?Sized> JwksProvider for Arc<P> {
+impl<P: KeySource + ?Sized> KeySource for Arc<P> {
     fn current(&self) -> Option<Arc<KeySet>> {
         (**self).current()
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use super::crypto::KeyMaterial;
-use super::{IssuerPattern, JwksProvider, Key, KeySet, RefreshFuture, RefreshReason, jwk};
+use super::{IssuerPattern, Key, KeySet, KeySource, RefreshFuture, RefreshReason, jwk};
 use crate::algorithm::KeyFamily;
 use crate::error::{KeyError, KeyErrorKind};
 
@@ -21,7 +21,7 @@ use crate::error::{KeyError, KeyErrorKind};
 /// let keys = StaticKeys::new()
 ///     .add_jwk(r#"{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#)
 ///     .add_hmac_secret(Some("shared"), b"a shared secret of at least 32 bytes!")
-///     .for_issuer("https://issuer.example");
+///     .add_issuer("https://issuer.example");
 /// assert_eq!(keys.key_set().unwrap().len(), 2);
 ///
 /// let bad = StaticKeys::new().add_pem(None, "not a pem");
@@ -129,7 +129,7 @@ impl StaticKeys {
     /// these `iss` values, and the layer needs no separate `add_issuer`. A JWK that names an
     /// `issuer` of its own narrows this further for that key (its tokens must match both).
     #[must_use]
-    pub fn for_issuer(mut self, issuer: impl Into<String>) -> Self {
+    pub fn add_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers
             .get_or_insert_with(Vec::new)
             .push(issuer.into());
@@ -215,7 +215,7 @@ pub(crate) struct StaticProvider {
     issuers: Option<Vec<String>>,
 }
 
-impl JwksProvider for StaticProvider {
+impl KeySource for StaticProvider {
     fn current(&self) -> Option<Arc<KeySet>> {
         Some(self.set.clone())
     }

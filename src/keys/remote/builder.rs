@@ -43,86 +43,100 @@ impl RemoteJwksBuilder {
     /// most three redirects that never leave https nor move from a public host to a loopback or
     /// private address, and a `validate-jwt/<version>` `User-Agent`).
     ///
-    /// What the crate still enforces with your client: the total [`timeout`](Self::timeout) on
+    /// What the crate still enforces with your client: the total [`with_timeout`](Self::with_timeout) on
     /// every request, the body cap, and the redirect rule on the *final* URL of every answer (an
     /// answer that ended on plain http after https, or on a loopback or private address when the
     /// URL asked for was not one, is refused with `KeyErrorKind::InvalidUrl`). What your client's
     /// own policy decides: which redirects it follows on the way, proxies, TLS roots, and DNS.
-    pub fn client(mut self, client: reqwest::Client) -> Self {
+    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
     }
 
     /// The connect timeout of the default client. Default: 5 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// The limit for one request, body included. Default: 10 s. A refresh waits at most this
     /// long per request (a discovery document and a key set are two).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// The largest document read; larger ones are refused (`KeyErrorKind::TooLarge`).
     /// Default: 1 MiB.
-    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
     }
 
     /// The most keys a key set may hold. Default: [`DEFAULT_MAX_KEYS`].
-    pub fn max_keys(mut self, keys: usize) -> Self {
+    pub fn with_max_keys(mut self, keys: usize) -> Self {
         self.max_keys = keys;
         self
     }
 
     /// The least time between two on-demand refreshes (for unknown `kid`s); the first one
     /// always happens at once. Default: 30 s.
-    pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
+    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
         self.min_refresh_interval = interval;
         self
     }
 
     /// The window a server's `Cache-Control: max-age` is clamped to. Default: 5 min to 24 h.
-    pub fn cache_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+    pub fn with_cache_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
         self.ttl_bounds = (min, max);
         self
     }
 
     /// How long a key set is used when the server sends no `max-age` (clamped to the bounds).
     /// Default: 1 h.
-    pub fn default_cache_ttl(mut self, ttl: Duration) -> Self {
+    pub fn with_default_cache_ttl(mut self, ttl: Duration) -> Self {
         self.default_ttl = ttl;
         self
     }
 
-    /// Another issuer the keys may sign for (repeatable), for example Azure AD's v1 issuer
-    /// `https://sts.windows.net/{tid}/` beside the v2 issuer of the discovery document. A key
-    /// whose JWK names an `issuer` of its own signs only for the issuers that match it too.
-    pub fn also_accept_issuer(mut self, issuer: &str) -> Self {
-        self.also_accept.push(issuer.to_owned());
-        self
-    }
-
-    /// The issuers the keys sign for (repeatable, any-of), instead of a discovery document's
-    /// `issuer` (the document is still checked against its URL). For a JWKS URL, which names
-    /// no issuer, this is how the source is bound to one. `{tenantid}` in a value is resolved
-    /// per token from its `tid`.
+    /// An issuer the keys sign for (repeatable): for a JWKS URL, which names no issuer, this
+    /// binds the source; for discovery it is one more beside the document's `issuer` (Azure
+    /// AD's v1 issuer `https://sts.windows.net/{tid}/` beside the v2 one, say). A key whose JWK
+    /// names an `issuer` of its own signs only for the issuers that match it too.
     ///
     /// ```
-    /// use validate_jwt::{JwksProvider, RemoteJwks};
+    /// use validate_jwt::{KeySource, RemoteJwks};
     ///
-    /// let keys = RemoteJwks::builder("https://idp.example/keys")
-    ///     .for_issuer("https://idp.example")
+    /// let keys = RemoteJwks::jwks_url("https://idp.example/keys")
+    ///     .add_issuer("https://idp.example")
     ///     .build()
     ///     .unwrap();
     /// assert_eq!(keys.issuers(), Some(vec!["https://idp.example".to_owned()]));
     /// ```
-    pub fn for_issuer(mut self, issuer: &str) -> Self {
-        self.for_issuers.push(issuer.to_owned());
+    pub fn add_issuer(mut self, issuer: &str) -> Self {
+        self.also_accept.push(issuer.to_owned());
+        self
+    }
+
+    /// The issuers the keys sign for, replacing a discovery document's `issuer` and any added
+    /// with [`add_issuer`](Self::add_issuer) (the document is still checked against its URL).
+    /// `{tenantid}` in a value is resolved per token from its `tid`.
+    ///
+    /// ```
+    /// use validate_jwt::{KeySource, RemoteJwks};
+    ///
+    /// let keys = RemoteJwks::discovery_url("https://idp.example/.well-known/openid-configuration")
+    ///     .with_issuers(["https://api.example", "https://idp.example/legacy"])
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(keys.issuers().unwrap().len(), 2);
+    /// ```
+    pub fn with_issuers<I, S>(mut self, issuers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.for_issuers = issuers.into_iter().map(Into::into).collect();
         self
     }
 
@@ -167,10 +181,10 @@ impl RemoteJwksBuilder {
             return setting("max_body_bytes and max_keys must not be zero");
         }
         if self.also_accept.iter().any(String::is_empty) {
-            return setting("also_accept_issuer: the issuer is empty");
+            return setting("add_issuer: the issuer is empty");
         }
         if self.for_issuers.iter().any(String::is_empty) {
-            return setting("for_issuer: the issuer is empty");
+            return setting("with_issuers: an issuer is empty");
         }
         let source = if self.discover {
             let discovery = Discovery::new(url, self.tenant_template).map_err(|reason| {
@@ -234,7 +248,7 @@ pub(super) struct Config {
     pub(super) ttl_max: Duration,
     pub(super) default_ttl: Duration,
     pub(super) also_accept: Vec<String>,
-    /// `for_issuer`: when set, the keys sign for these instead of the document's issuer.
+    /// `with_issuers`: when set, the keys sign for these instead of the document's issuer.
     pub(super) for_issuers: Vec<String>,
     pub(super) allow_http: bool,
 }

@@ -20,7 +20,7 @@ use crate::keys::{KeySet, RefreshReason};
 pub(super) struct Shared {
     pub(super) config: Config,
     pub(super) keys: ArcSwapOption<KeySet>,
-    /// Bumped after every new key set is stored (see `JwksProvider::key_set_version`).
+    /// Bumped after every new key set is stored (see `KeySource::key_set_version`).
     pub(super) version: AtomicU64,
     /// Whether the background task was spawned: the request path's only other check.
     pub(super) started: AtomicBool,

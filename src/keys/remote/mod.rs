@@ -2,7 +2,7 @@
 //! background.
 //!
 //! One background task per provider does every fetch, so at most one is in flight; callers of
-//! [`JwksProvider::refresh`] ask it for a fetch and wait for the outcome on a `watch` channel
+//! [`KeySource::refresh`] ask it for a fetch and wait for the outcome on a `watch` channel
 //! carrying a generation counter. The request path reads the key set from an `ArcSwapOption`.
 //!
 //! The rooms: this file (the public types and the provider), `builder.rs` (settings, checked at
@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use super::fetch::display_url;
-use super::{JwksProvider, KeySet, RefreshFuture, RefreshReason};
+use super::{KeySet, KeySource, RefreshFuture, RefreshReason};
 use crate::error::{KeyError, KeyErrorKind};
 
 mod builder;
@@ -58,9 +58,9 @@ pub(super) const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// [`ready`](Self::ready)); building needs no runtime.
 ///
 /// ```
-/// use validate_jwt::{JwksProvider, KeyErrorKind, RemoteJwks};
+/// use validate_jwt::{KeySource, KeyErrorKind, RemoteJwks};
 ///
-/// let keys = RemoteJwks::discover(
+/// let keys = RemoteJwks::discovery_url(
 ///     "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration",
 /// )
 /// .build()?;
@@ -72,8 +72,8 @@ pub(super) const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// assert_eq!(keys.status().key_count(), 0); // nothing is fetched before first use
 ///
 /// // Plain http is refused except to loopback hosts.
-/// assert!(RemoteJwks::builder("http://idp.example/keys").build().is_err());
-/// assert!(RemoteJwks::builder("http://127.0.0.1:8080/keys").build().is_ok());
+/// assert!(RemoteJwks::jwks_url("http://idp.example/keys").build().is_err());
+/// assert!(RemoteJwks::jwks_url("http://127.0.0.1:8080/keys").build().is_ok());
 /// # Ok::<_, validate_jwt::ConfigError>(())
 /// ```
 ///
@@ -83,25 +83,25 @@ pub(super) const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// # use validate_jwt::RemoteJwks;
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let keys = RemoteJwks::builder("https://idp.example/keys")
-///     .also_accept_issuer("https://idp.example")
+/// let keys = RemoteJwks::jwks_url("https://idp.example/keys")
+///     .add_issuer("https://idp.example")
 ///     .build()?;
 /// keys.ready().await?;
 /// # Ok(())
 /// # }
 /// ```
 ///
-/// [`current`]: JwksProvider::current
-/// [`refresh`]: JwksProvider::refresh
-/// [`warm_up`]: JwksProvider::warm_up
-/// [`cache_ttl_bounds`]: RemoteJwksBuilder::cache_ttl_bounds
-/// [`min_refresh_interval`]: RemoteJwksBuilder::min_refresh_interval
+/// [`current`]: KeySource::current
+/// [`refresh`]: KeySource::refresh
+/// [`warm_up`]: KeySource::warm_up
+/// [`with_cache_ttl_bounds`]: RemoteJwksBuilder::with_cache_ttl_bounds
+/// [`with_min_refresh_interval`]: RemoteJwksBuilder::with_min_refresh_interval
 #[derive(Clone)]
 pub struct RemoteJwks {
     shared: Arc<Shared>,
 }
 
-/// Configures a [`RemoteJwks`]; from [`RemoteJwks::builder`] or [`RemoteJwks::discover`].
+/// Configures a [`RemoteJwks`]; from [`RemoteJwks::jwks_url`] or [`RemoteJwks::discovery_url`].
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RemoteJwksBuilder {
@@ -125,13 +125,13 @@ pub struct RemoteJwksBuilder {
 ///
 /// ```
 /// # use validate_jwt::RemoteJwks;
-/// let keys = RemoteJwks::builder("https://idp.example/keys").build().unwrap();
+/// let keys = RemoteJwks::jwks_url("https://idp.example/keys").build().unwrap();
 /// let status = keys.status();
 /// assert_eq!((status.key_count(), status.fetches(), status.consecutive_failures()), (0, 0, 0));
 /// assert!(status.last_success().is_none() && status.age().is_none());
 /// ```
 #[derive(Debug, Clone)]
-pub struct ProviderStatus {
+pub struct KeySourceStatus {
     last_success: Option<SystemTime>,
     age: Option<Duration>,
     consecutive_failures: u32,
@@ -140,7 +140,7 @@ pub struct ProviderStatus {
     fetches: u64,
 }
 
-impl ProviderStatus {
+impl KeySourceStatus {
     /// When the key set was last fetched or revalidated successfully.
     pub fn last_success(&self) -> Option<SystemTime> {
         self.last_success
@@ -175,9 +175,9 @@ impl ProviderStatus {
 
 impl RemoteJwks {
     /// A provider for a JWKS URL. The URL does not say which issuer its keys sign for:
-    /// name it with [`also_accept_issuer`](RemoteJwksBuilder::also_accept_issuer) or
+    /// name it with [`add_issuer`](RemoteJwksBuilder::add_issuer) or
     /// configure it on the layer.
-    pub fn builder(jwks_uri: &str) -> RemoteJwksBuilder {
+    pub fn jwks_url(jwks_uri: &str) -> RemoteJwksBuilder {
         RemoteJwksBuilder::new(jwks_uri, false)
     }
 
@@ -187,7 +187,7 @@ impl RemoteJwks {
     /// is the one the URL was derived from (OIDC Discovery §4.3; Azure AD's `{tenantid}` template
     /// is accepted for the tenant segment of the URL), and fetches its `jwks_uri`. The keys are
     /// bound to that issuer.
-    pub fn discover(metadata_url: &str) -> RemoteJwksBuilder {
+    pub fn discovery_url(metadata_url: &str) -> RemoteJwksBuilder {
         RemoteJwksBuilder::new(metadata_url, true)
     }
 
@@ -218,10 +218,10 @@ impl RemoteJwks {
     }
 
     /// The provider's state: last success, age, failures, key count.
-    pub fn status(&self) -> ProviderStatus {
+    pub fn status(&self) -> KeySourceStatus {
         let shared = &self.shared;
         let state = shared.lock();
-        ProviderStatus {
+        KeySourceStatus {
             last_success: state.last_success.map(|(at, _)| at),
             age: state.last_success.map(|(_, at)| at.elapsed()),
             consecutive_failures: state.consecutive_failures,
@@ -234,7 +234,7 @@ impl RemoteJwks {
 
 impl RemoteJwks {
     /// Whether the issuers this source states are a discovery document's (which a single
-    /// source's `add_issuer` list replaces) rather than given explicitly with `for_issuer`.
+    /// source's `add_issuer` list replaces) rather than given explicitly with `with_issuers`.
     pub(crate) fn issuer_is_discovered(&self) -> bool {
         let config = &self.shared.config;
         matches!(config.source, Source::Discovery(_)) && config.for_issuers.is_empty()
@@ -257,7 +257,7 @@ impl fmt::Debug for RemoteJwks {
     }
 }
 
-impl JwksProvider for RemoteJwks {
+impl KeySource for RemoteJwks {
     #[inline]
     fn current(&self) -> Option<Arc<KeySet>> {
         if !self.shared.started.load(Ordering::Relaxed) {
@@ -332,9 +332,9 @@ mod tests {
 
     #[test]
     fn ttl_is_clamped_to_the_bounds() {
-        let keys = RemoteJwks::builder("https://idp.example/keys")
-            .cache_ttl_bounds(Duration::from_secs(60), Duration::from_secs(600))
-            .default_cache_ttl(Duration::from_secs(120))
+        let keys = RemoteJwks::jwks_url("https://idp.example/keys")
+            .with_cache_ttl_bounds(Duration::from_secs(60), Duration::from_secs(600))
+            .with_default_cache_ttl(Duration::from_secs(120))
             .build()
             .unwrap();
         let config = &keys.shared.config;
@@ -348,30 +348,34 @@ mod tests {
 
     #[test]
     fn settings_are_checked_at_build() {
-        let b = || RemoteJwks::builder("https://idp.example/keys");
+        let b = || RemoteJwks::jwks_url("https://idp.example/keys");
         let s = Duration::from_secs;
-        assert!(b().cache_ttl_bounds(s(10), s(5)).build().is_err());
-        assert!(b().timeout(Duration::ZERO).build().is_err());
-        assert!(b().max_body_bytes(0).build().is_err());
-        assert!(b().max_keys(0).build().is_err());
-        assert!(b().also_accept_issuer("").build().is_err());
-        assert!(b().for_issuer("").build().is_err());
+        assert!(b().with_cache_ttl_bounds(s(10), s(5)).build().is_err());
+        assert!(b().with_timeout(Duration::ZERO).build().is_err());
+        assert!(b().with_max_body_bytes(0).build().is_err());
+        assert!(b().with_max_keys(0).build().is_err());
+        assert!(b().add_issuer("").build().is_err());
+        assert!(b().add_issuer("").build().is_err());
         // Out-of-range durations fail here, not as an overflow at the first refresh.
-        assert!(b().timeout(Duration::MAX).build().is_err());
+        assert!(b().with_timeout(Duration::MAX).build().is_err());
         assert!(
-            b().connect_timeout(Duration::from_secs(301))
+            b().with_connect_timeout(Duration::from_secs(301))
                 .build()
                 .is_err()
         );
-        assert!(b().min_refresh_interval(Duration::MAX).build().is_err());
         assert!(
-            b().cache_ttl_bounds(Duration::ZERO, Duration::MAX)
+            b().with_min_refresh_interval(Duration::MAX)
                 .build()
                 .is_err()
         );
-        assert!(b().default_cache_ttl(Duration::MAX).build().is_err());
-        assert!(b().timeout(Duration::from_secs(300)).build().is_ok());
-        let err = RemoteJwks::discover("https://idp.example/keys")
+        assert!(
+            b().with_cache_ttl_bounds(Duration::ZERO, Duration::MAX)
+                .build()
+                .is_err()
+        );
+        assert!(b().with_default_cache_ttl(Duration::MAX).build().is_err());
+        assert!(b().with_timeout(Duration::from_secs(300)).build().is_ok());
+        let err = RemoteJwks::discovery_url("https://idp.example/keys")
             .build()
             .unwrap_err();
         assert!(matches!(err, ConfigError::InvalidUrl { .. }), "{err}");
@@ -379,15 +383,15 @@ mod tests {
 
     #[test]
     fn building_and_reading_need_no_runtime() {
-        let keys = RemoteJwks::builder("https://idp.example/keys")
-            .also_accept_issuer("https://idp.example")
+        let keys = RemoteJwks::jwks_url("https://idp.example/keys")
+            .add_issuer("https://idp.example")
             .build()
             .unwrap();
         assert!(keys.current().is_none());
         keys.warm_up();
         assert_eq!(keys.issuers(), Some(vec!["https://idp.example".to_owned()]));
         assert!(!keys.shared.started.load(Ordering::Relaxed));
-        let bare = RemoteJwks::builder("https://idp.example/keys")
+        let bare = RemoteJwks::jwks_url("https://idp.example/keys")
             .build()
             .unwrap();
         assert_eq!(bare.issuers(), None);
@@ -398,6 +402,6 @@ mod tests {
         fn check<T: Send + Sync + Clone + 'static>() {}
         check::<RemoteJwks>();
         check::<RemoteJwksBuilder>();
-        check::<ProviderStatus>();
+        check::<KeySourceStatus>();
     }
 }
