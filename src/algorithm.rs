@@ -56,7 +56,7 @@ pub(crate) enum KeyFamily {
 
 impl Algorithm {
     /// Every algorithm, in a fixed order.
-    pub const ALL: [Algorithm; 13] = [
+    pub const ALL: &'static [Algorithm] = &[
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -73,7 +73,7 @@ impl Algorithm {
     ];
 
     /// The asymmetric algorithms, allowed by default when keys of their type are configured.
-    pub const ASYMMETRIC: [Algorithm; 10] = [
+    pub const ASYMMETRIC: &'static [Algorithm] = &[
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -216,7 +216,8 @@ impl AlgorithmSet {
 
     pub(crate) fn iter(self) -> impl Iterator<Item = Algorithm> {
         Algorithm::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(move |a| self.contains(*a))
     }
 }
@@ -227,7 +228,7 @@ mod tests {
 
     #[test]
     fn every_algorithm_round_trips_through_its_name() {
-        for alg in Algorithm::ALL {
+        for &alg in Algorithm::ALL {
             assert_eq!(alg.as_str().parse::<Algorithm>(), Ok(alg));
         }
     }

@@ -632,7 +632,7 @@ impl ValidateJwtBuilder {
         let providers: Vec<Arc<dyn KeySource>> = providers.into_iter().map(|(p, _)| p).collect();
 
         let algorithms = if self.algorithms.is_empty() {
-            let mut set = AlgorithmSet::of(Algorithm::ASYMMETRIC);
+            let mut set = AlgorithmSet::of(Algorithm::ASYMMETRIC.iter().copied());
             if has_hmac {
                 set = set.union(AlgorithmSet::of([
                     Algorithm::HS256,

@@ -71,8 +71,9 @@ pub enum ConfigError {
     InvalidSetting(String),
 }
 
-/// What went wrong with a request's token. Each kind maps to one answer (see the README's
-/// answers table and [`JwtError`]).
+/// What went wrong with a request's token. Each kind maps to one answer — status, RFC 6750
+/// `error` code, JSON body `error`, gRPC status and default description — kept in one table
+/// (`response.rs`, printed as the README's "Answers" section); each variant notes its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum JwtErrorKind {
@@ -125,7 +126,7 @@ pub enum JwtErrorKind {
 
 impl JwtErrorKind {
     /// Every kind, for tables and tests.
-    pub const ALL: [JwtErrorKind; 17] = [
+    pub const ALL: &'static [JwtErrorKind] = &[
         Self::Missing,
         Self::InvalidRequest,
         Self::TooLarge,
@@ -168,27 +169,9 @@ impl JwtErrorKind {
         }
     }
 
-    /// The default `error_description`: short, safe, never derived from the token.
+    /// The default `error_description` (from the answers table in `response.rs`).
     pub(crate) fn description(self) -> &'static str {
-        match self {
-            Self::Missing => "no access token",
-            Self::InvalidRequest => "the request carries a malformed or repeated access token",
-            Self::TooLarge => "the token is too large",
-            Self::Malformed => "the token is malformed",
-            Self::Encrypted => "encrypted tokens are not accepted",
-            Self::UnsupportedAlgorithm => "the token's algorithm is not accepted",
-            Self::InvalidHeader => "the token's header is not accepted",
-            Self::UnknownKey => "the token's signing key is unknown",
-            Self::InvalidSignature => "the token's signature is invalid",
-            Self::Expired => "the token has expired",
-            Self::NotYetValid => "the token is not valid yet",
-            Self::InvalidClaims => "the token's claims are invalid",
-            Self::InvalidIssuer => "the token's issuer is not accepted",
-            Self::InvalidAudience => "the token's audience is not accepted",
-            Self::InsufficientScope => "the token lacks a required scope or claim",
-            Self::KeysUnavailable => "signing keys are unavailable; try again later",
-            Self::Misconfigured => "the server's token validation is misconfigured",
-        }
+        crate::response::answer_of(self).description
     }
 }
 

@@ -75,7 +75,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ValidateJwtBuilder};
 pub use error::{ConfigError, JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 pub use future::ResponseFuture;
-pub use keys::{DEFAULT_MAX_KEYS, Key, KeySet, KeySource, RefreshFuture, RefreshReason, StaticKeys};
+pub use keys::{
+    DEFAULT_MAX_KEYS, Key, KeySet, KeySource, RefreshFuture, RefreshReason, StaticKeys,
+};
 pub use keys::{KeySourceStatus, RemoteJwks, RemoteJwksBuilder};
 pub use layer::{ValidateJwt, ValidateJwtLayer};
 pub use require::{RequireClaims, RequireClaimsLayer};

@@ -36,27 +36,82 @@ impl fmt::Debug for Answers {
     }
 }
 
-/// The RFC 6750 error code and HTTP status of a kind (before overrides).
-pub(crate) fn classify(kind: JwtErrorKind) -> (StatusCode, Option<&'static str>) {
-    match kind {
-        JwtErrorKind::Missing => (StatusCode::UNAUTHORIZED, None),
-        JwtErrorKind::InvalidRequest => (StatusCode::BAD_REQUEST, Some("invalid_request")),
-        JwtErrorKind::InsufficientScope => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
-        JwtErrorKind::KeysUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
-        JwtErrorKind::Misconfigured => (StatusCode::INTERNAL_SERVER_ERROR, None),
-        _ => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
-    }
+/// How one [`JwtErrorKind`] is answered, before the builder's overrides.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KindAnswer {
+    /// The HTTP status.
+    pub(crate) status: StatusCode,
+    /// The RFC 6750 `error` code of the challenge, when the kind has one.
+    pub(crate) code: Option<&'static str>,
+    /// The JSON body's `error`.
+    pub(crate) body_error: &'static str,
+    /// The gRPC status code of a gRPC request's answer.
+    pub(crate) grpc: u8,
+    /// The default `error_description`: short, safe, never derived from the token.
+    pub(crate) description: &'static str,
 }
 
-/// The gRPC status code of a kind: UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE,
-/// INVALID_ARGUMENT or INTERNAL.
-pub(crate) fn grpc_code(kind: JwtErrorKind) -> u8 {
+/// **The answers table**: every kind's status, RFC 6750 code, body `error`, gRPC code and
+/// description, in one place (the README's "Answers" section is this table in prose).
+pub(crate) const fn answer_of(kind: JwtErrorKind) -> KindAnswer {
+    use JwtErrorKind as K;
+    const fn invalid_token(description: &'static str) -> KindAnswer {
+        KindAnswer {
+            status: StatusCode::UNAUTHORIZED,
+            code: Some("invalid_token"),
+            body_error: "invalid_token",
+            grpc: 16,
+            description,
+        }
+    }
     match kind {
-        JwtErrorKind::InvalidRequest => 3,
-        JwtErrorKind::InsufficientScope => 7,
-        JwtErrorKind::KeysUnavailable => 14,
-        JwtErrorKind::Misconfigured => 13,
-        _ => 16,
+        K::Missing => KindAnswer {
+            status: StatusCode::UNAUTHORIZED,
+            code: None,
+            body_error: "unauthorized",
+            grpc: 16,
+            description: "no access token",
+        },
+        K::InvalidRequest => KindAnswer {
+            status: StatusCode::BAD_REQUEST,
+            code: Some("invalid_request"),
+            body_error: "invalid_request",
+            grpc: 3,
+            description: "the request carries a malformed or repeated access token",
+        },
+        K::TooLarge => invalid_token("the token is too large"),
+        K::Malformed => invalid_token("the token is malformed"),
+        K::Encrypted => invalid_token("encrypted tokens are not accepted"),
+        K::UnsupportedAlgorithm => invalid_token("the token's algorithm is not accepted"),
+        K::InvalidHeader => invalid_token("the token's header is not accepted"),
+        K::UnknownKey => invalid_token("the token's signing key is unknown"),
+        K::InvalidSignature => invalid_token("the token's signature is invalid"),
+        K::Expired => invalid_token("the token has expired"),
+        K::NotYetValid => invalid_token("the token is not valid yet"),
+        K::InvalidClaims => invalid_token("the token's claims are invalid"),
+        K::InvalidIssuer => invalid_token("the token's issuer is not accepted"),
+        K::InvalidAudience => invalid_token("the token's audience is not accepted"),
+        K::InsufficientScope => KindAnswer {
+            status: StatusCode::FORBIDDEN,
+            code: Some("insufficient_scope"),
+            body_error: "insufficient_scope",
+            grpc: 7,
+            description: "the token lacks a required scope or claim",
+        },
+        K::KeysUnavailable => KindAnswer {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: None,
+            body_error: "temporarily_unavailable",
+            grpc: 14,
+            description: "signing keys are unavailable; try again later",
+        },
+        K::Misconfigured => KindAnswer {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: None,
+            body_error: "server_error",
+            grpc: 13,
+            description: "the server's token validation is misconfigured",
+        },
     }
 }
 
@@ -108,9 +163,10 @@ impl Answers {
     /// The answer before a custom responder sees it.
     fn default_answer(&self, err: &JwtError, grpc: bool) -> Response<Bytes> {
         let kind = err.kind();
-        let (rfc_status, code) = classify(kind);
+        let table = answer_of(kind);
+        let (rfc_status, code) = (table.status, table.code);
         let mut status = rfc_status;
-        let mut description: &str = kind.description();
+        let mut description: &str = table.description;
         if matches!(
             kind,
             JwtErrorKind::InsufficientScope | JwtErrorKind::Misconfigured
@@ -151,18 +207,14 @@ impl Answers {
             builder = builder
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "application/grpc")
-                .header("grpc-status", grpc_code(kind).to_string())
+                .header("grpc-status", table.grpc.to_string())
                 .header("grpc-message", percent_encode_grpc(description));
             Bytes::new()
         } else {
             builder = builder
                 .status(status)
                 .header(header::CONTENT_TYPE, "application/json");
-            let error = code.unwrap_or(match kind {
-                JwtErrorKind::KeysUnavailable => "temporarily_unavailable",
-                JwtErrorKind::Misconfigured => "server_error",
-                _ => "unauthorized",
-            });
+            let error = table.body_error;
             let body = serde_json::json!({ "error": error, "error_description": description });
             Bytes::from(body.to_string())
         };
@@ -317,7 +369,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_its_documented_answer() {
-        for kind in JwtErrorKind::ALL {
+        for &kind in JwtErrorKind::ALL {
             let r = answer(kind);
             let www = r
                 .headers()
@@ -380,7 +432,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_lowercase_display() {
-        for kind in JwtErrorKind::ALL {
+        for &kind in JwtErrorKind::ALL {
             let text = JwtError::new(kind).to_string();
             assert!(!text.is_empty());
             assert_eq!(text, text.to_lowercase(), "{kind}");

@@ -78,7 +78,12 @@ impl Key {
                 AlgorithmSet::of([Algorithm::EdDSA, Algorithm::Ed25519])
             }
             Some(alg) => AlgorithmSet::of([alg]),
-            None => AlgorithmSet::of(Algorithm::ALL.into_iter().filter(|a| a.family() == family)),
+            None => AlgorithmSet::of(
+                Algorithm::ALL
+                    .iter()
+                    .copied()
+                    .filter(|a| a.family() == family),
+            ),
         };
         let verifier = Verifier::new(&material, algorithms)
             .map_err(|e| KeyError::new(KeyErrorKind::InvalidKey, e))?;
