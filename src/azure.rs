@@ -1,29 +1,4 @@
-//! Azure AD (Entra ID) first-class: single- and multi-tenant APIs, v1 and v2 tokens, allowed
-//! tenants and client applications — APIM's `validate-azure-ad-token`, in code.
-//!
-//! ```
-//! use validate_jwt::{AzureAd, Requirement};
-//!
-//! // An API registered in one tenant ("backend-app"), exposing the scope `Files.Read`.
-//! let layer = AzureAd::tenant("72f988bf-86f1-41af-91ab-2d7cd011db47")
-//!     .api("6e74172b-be56-4843-9ff4-e66a39bb12e3")          // client id: accepted as `aud`, and api://<client id>
-//!     .allow_client_apps(["9b7e2d4a-1c3f-4e5d-8a6b-0f1e2d3c4b5a"]) // azp (v2) / appid (v1)
-//!     .builder()
-//!     .require(Requirement::scope_or_app_role(["Files.Read"], ["Files.Read.All"]))
-//!     .build()
-//!     .unwrap();
-//! ```
-//!
-//! What it configures:
-//! - discovery from `https://{authority}/{tenant}/v2.0/.well-known/openid-configuration`;
-//! - issuers: the v2 issuer `https://{authority}/{tid}/v2.0` and the v1 issuer
-//!   `https://sts.windows.net/{tid}/` (a token's version follows the API's
-//!   `accessTokenAcceptedVersion`, not the client's); [`v2_only`](AzureAd::v2_only) drops v1;
-//! - multi-tenant (`organizations`, `common`): the `{tenantid}` template resolved with the token's
-//!   `tid` (a GUID) and matched exactly, an optional tenant allow-list, and each key's own
-//!   `issuer` in Azure's JWKS enforced (a key naming one tenant signs for that tenant only);
-//! - audiences: the API's client id and Application ID URI (`api://…`).
-
+//! Azure AD (Entra ID): [`AzureAd`], APIM's `validate-azure-ad-token` in code.
 use crate::claims::Requirement;
 use crate::config::ValidateJwtBuilder;
 use crate::error::ConfigError;
@@ -35,8 +10,33 @@ pub const PUBLIC_CLOUD: &str = "login.microsoftonline.com";
 /// The v1 issuer host of the public cloud.
 const V1_HOST: &str = "sts.windows.net";
 
-/// An Azure AD (Entra ID) protected API. Finish with [`builder`](Self::builder), then add
-/// requirements and build.
+/// Azure AD (Entra ID) first-class: single- and multi-tenant APIs, v1 and v2 tokens, allowed
+/// tenants and client applications — APIM's `validate-azure-ad-token`, in code.
+///
+/// ```
+/// use validate_jwt::{AzureAd, Requirement};
+///
+/// // An API registered in one tenant ("backend-app"), exposing the scope `Files.Read`.
+/// let layer = AzureAd::tenant("72f988bf-86f1-41af-91ab-2d7cd011db47")
+///     .api("6e74172b-be56-4843-9ff4-e66a39bb12e3")          // client id: accepted as `aud`, and api://<client id>
+///     .allow_client_apps(["9b7e2d4a-1c3f-4e5d-8a6b-0f1e2d3c4b5a"]) // azp (v2) / appid (v1)
+///     .builder()
+///     .require(Requirement::scope_or_app_role(["Files.Read"], ["Files.Read.All"]))
+///     .build()
+///     .unwrap();
+/// ```
+///
+/// What it configures:
+/// - discovery from `https://{authority}/{tenant}/v2.0/.well-known/openid-configuration`;
+/// - issuers: the v2 issuer `https://{authority}/{tid}/v2.0` and the v1 issuer
+///   `https://sts.windows.net/{tid}/` (a token's version follows the API's
+///   `accessTokenAcceptedVersion`, not the client's); [`v2_only`](AzureAd::v2_only) drops v1;
+/// - multi-tenant (`organizations`, `common`): the `{tenantid}` template resolved with the token's
+///   `tid` (a GUID) and matched exactly, an optional tenant allow-list, and each key's own
+///   `issuer` in Azure's JWKS enforced (a key naming one tenant signs for that tenant only);
+/// - audiences: the API's client id and Application ID URI (`api://…`).
+///
+/// Finish with [`builder`](Self::builder), then add requirements and build.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct AzureAd {

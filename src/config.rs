@@ -208,7 +208,7 @@ impl ValidateJwtBuilder {
     /// The HTTP client for `add_discovery_url` / `add_jwks_url` (proxies, custom roots). The
     /// default client has 5 s connect / 10 s total timeouts; with yours the crate still bounds
     /// each request by the total timeout and refuses answers whose final URL left https or moved
-    /// inside (see [`RemoteJwksBuilder::client`](crate::RemoteJwksBuilder::client)).
+    /// inside (see [`RemoteJwksBuilder::with_http_client`](crate::RemoteJwksBuilder::with_http_client)).
     pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self

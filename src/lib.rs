@@ -37,8 +37,74 @@
 //! → issuer / audience → claim [`Requirement`]s → [`Claims`] in the request's extensions →
 //! inner service. Failures become RFC 6750 answers (gRPC statuses for gRPC requests).
 //!
-//! See the README for the answers table, the secure defaults and their opt-outs, and the
-//! Azure AD walkthrough.
+//! # Answers
+//!
+//! | failure ([`JwtErrorKind`]) | status | `WWW-Authenticate` | body `error` | gRPC |
+//! |---|---|---|---|---|
+//! | no token (`Missing`) | 401 | `Bearer` (plus `realm`) | `unauthorized` | 16 |
+//! | token in two places, repeated header, empty bearer (`InvalidRequest`) | 400 | `Bearer error="invalid_request", …` | `invalid_request` | 3 |
+//! | malformed, too large, JWE, bad `alg`/`typ`/`crit`, unknown key, bad signature, expired, not yet valid, bad claims, issuer, audience | 401 | `Bearer error="invalid_token", error_description="…"` | `invalid_token` | 16 |
+//! | authentic token lacking a required scope, role or claim (`InsufficientScope`) | 403 | `Bearer error="insufficient_scope", error_description="…", scope="…"` | `insufficient_scope` | 7 |
+//! | no key set available (`KeysUnavailable`) | 503 + `Retry-After` | — | `temporarily_unavailable` | 14 |
+//! | a [`RequireClaimsLayer`] without its layer's claims (`Misconfigured`) | 500 | — | `server_error` | 13 |
+//!
+//! [`with_failed_status`](ValidateJwtBuilder::with_failed_status) and
+//! [`with_failed_message`](ValidateJwtBuilder::with_failed_message) (APIM's
+//! `failed-validation-*`) apply to every validation failure;
+//! [`with_responder`](ValidateJwtBuilder::with_responder) reshapes any answer. The rejected
+//! response carries the [`JwtError`] in its extensions.
+//!
+//! # Secure defaults
+//!
+//! `none` is never accepted; algorithms are bound to key types; `exp` is required; an audience
+//! decision is required at build time; keys are never taken from the token (`jku`, `x5u`,
+//! `jwk`, `x5c` are ignored); `crit`, `b64` and nested tokens are refused; key endpoints are
+//! https (loopback excepted); payloads are I-JSON. **The issuer rule**: every key belongs to one
+//! key source and every source has an issuer set; a token verified with a key is accepted only
+//! if its `iss` is in that source's set and matches the key's own JWK `issuer` where it names
+//! one (see [`add_issuer`](ValidateJwtBuilder::add_issuer)). Every loosening is a `danger_*`
+//! method: `danger_accept_any_audience`, `danger_accept_any_issuer`, `danger_allow_missing_exp`,
+//! `danger_accept_any_typ`, `danger_allow_http`, `RemoteJwksBuilder::danger_accept_tenant_template`.
+//!
+//! # Public routes
+//!
+//! Routes outside the layer need no token: add them to the router *after* `.layer(jwt)` (axum
+//! applies a layer to the routes added before it), or let the layer skip them with
+//! [`skip_if`](ValidateJwtBuilder::skip_if).
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower::ServiceExt;
+//! use validate_jwt::{StaticKeys, ValidateJwtLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let jwt = ValidateJwtLayer::builder()
+//!     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+//!     .add_issuer("https://issuer.example")
+//!     .add_audience("api://echo")
+//!     .build()
+//!     .unwrap();
+//! let app = Router::new()
+//!     .route("/files", get(|| async { "protected" }))
+//!     .layer(jwt)
+//!     .route("/health", get(|| async { "ok" })); // after the layer: public
+//!
+//! let get = |path: &str| http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(get("/health")).await.unwrap().status(), 200);
+//! assert_eq!(app.oneshot(get("/files")).await.unwrap().status(), 401);
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `aws-lc-rs` | yes | signatures with aws-lc-rs, keys parsed once (the fast backend) |
+//! | `rust-crypto` | no | signatures with the pure-Rust RustCrypto crates; if both are on, aws-lc-rs is used |
+//! | `axum` | no | the `validate_jwt::axum::Verified` extractor (typed or untyped claims) |
+//!
+//! The README has the Azure AD walkthrough, the performance figures and how they were measured.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

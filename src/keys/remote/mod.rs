@@ -43,10 +43,10 @@ pub(super) const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// * The request path reads the current key set with one atomic load ([`current`]); no lock,
 ///   no await.
 /// * A background task refetches before the set expires (`Cache-Control: max-age`, clamped
-///   to [`cache_ttl_bounds`], refreshed at 80–95 % of it), revalidating with `ETag`. Discovery
+///   to [`with_cache_ttl_bounds`], refreshed at 80–95 % of it), revalidating with `ETag`. Discovery
 ///   documents are refetched on the same schedule, so a moved `jwks_uri` is followed.
 /// * A token naming an unknown `kid` triggers a refresh at once; further on-demand refreshes
-///   happen at most once per [`min_refresh_interval`], and `kid`s still unknown after a fetch
+///   happen at most once per [`with_min_refresh_interval`], and `kid`s still unknown after a fetch
 ///   cause none at all until the next fetch.
 /// * Only one fetch is in flight per provider; concurrent [`refresh`] calls wait for it.
 /// * When a fetch fails the last good key set stays in use; retries back off from 1 s to

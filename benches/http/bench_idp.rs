@@ -11,7 +11,7 @@
 //! variables: `ISSUER`, `AUDIENCE`, `SCOPE`, `JWKS_URI`, `OPENID_CONFIG`), and last `ready`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../benches/support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::error::Error;
