@@ -592,15 +592,13 @@ impl ValidateJwtBuilder {
                 return Err(ConfigError::InvalidKey(e.to_string()));
             }
             has_hmac |= keys.has_hmac();
-            if let Ok(set) = keys.key_set() {
-                for key in set.keys() {
-                    static_families = static_families.union(key.algorithms());
-                }
-            }
-            let provider = keys
-                .into_provider()
+            let (source, set) = keys
+                .into_source()
                 .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
-            providers.push((Arc::new(provider), false));
+            for key in set.keys() {
+                static_families = static_families.union(key.algorithms());
+            }
+            providers.push((Arc::new(source), false));
         }
         if providers.is_empty() {
             return Err(ConfigError::NoKeySource);

@@ -111,6 +111,18 @@ fn decoded_len(encoded: usize) -> Option<usize> {
     )
 }
 
+/// Decodes a base64url value from configuration or a key set (a JWK's `n`, `e`, `x`, `k`): the
+/// request path's strict decoder, after removing trailing `=` padding, which JWKs in the wild
+/// sometimes carry (the value stays unambiguous). One decoder for the whole crate.
+pub(crate) fn b64url_lenient_padding(text: &str) -> Option<Vec<u8>> {
+    b64_vec(text.trim_end_matches('=').as_bytes())
+}
+
+/// Decodes standard, padded base64 (APIM's `issuer-signing-keys` secrets), strictly.
+pub(crate) fn b64_standard(text: &str) -> Option<Vec<u8>> {
+    base64_simd::STANDARD.decode_to_vec(text.as_bytes()).ok()
+}
+
 /// Decodes canonical unpadded base64url onto the heap, into a vector of exactly the decoded
 /// length (so that `Bytes::from` takes it over without another allocation).
 pub(crate) fn b64_vec(input: &[u8]) -> Option<Vec<u8>> {

@@ -1,6 +1,5 @@
 //! JWK and JWKS parsing (RFC 7517, RFC 7518 §6, RFC 8037).
 
-use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::crypto::KeyMaterial;
@@ -23,11 +22,7 @@ fn b64url(member: &str, value: Option<&Value>) -> Result<Vec<u8>, String> {
     let Some(text) = value.as_str() else {
         return Err(format!("`{member}` is not a string"));
     };
-    // JWKs in the wild sometimes carry padding; the value is still unambiguous.
-    let text = text.trim_end_matches('=');
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| format!("`{member}` is not base64url"))
+    crate::token::b64url_lenient_padding(text).ok_or_else(|| format!("`{member}` is not base64url"))
 }
 
 /// Whether the JWK may be used to verify signatures, from `use` and `key_ops`.

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-
 use super::crypto::KeyMaterial;
 use super::{IssuerPattern, Key, KeySet, KeySource, RefreshFuture, RefreshReason, jwk};
 use crate::algorithm::KeyFamily;
@@ -32,7 +30,6 @@ pub struct StaticKeys {
     keys: Vec<Arc<Key>>,
     error: Option<KeyError>,
     issuers: Option<Vec<String>>,
-    cached: Option<Arc<KeySet>>,
 }
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> KeyError {
@@ -57,7 +54,6 @@ impl StaticKeys {
                 self.error.get_or_insert(e);
             }
         }
-        self.cached = None;
         self
     }
 
@@ -73,9 +69,8 @@ impl StaticKeys {
     #[must_use]
     pub fn add_rsa_components(self, kid: Option<&str>, n: &str, e: &str) -> Self {
         let decode = |s: &str| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(s.trim_end_matches('='))
-                .map_err(|e| invalid("RSA component is not base64url", e))
+            crate::token::b64url_lenient_padding(s)
+                .ok_or_else(|| invalid("RSA component", "not base64url"))
         };
         let key = decode(n).and_then(|n| {
             decode(e).and_then(|e| Key::from_material(KeyMaterial::Rsa { n, e }, None))
@@ -103,7 +98,6 @@ impl StaticKeys {
                 self.error.get_or_insert(e);
             }
         }
-        self.cached = None;
         self
     }
 
@@ -118,9 +112,8 @@ impl StaticKeys {
     /// A shared HMAC secret given in standard base64 (as in APIM's `issuer-signing-keys`).
     #[must_use]
     pub fn add_hmac_secret_base64(self, kid: Option<&str>, secret: &str) -> Self {
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(secret)
-            .map_err(|e| invalid("HMAC secret is not base64", e))
+        let key = crate::token::b64_standard(secret)
+            .ok_or_else(|| invalid("HMAC secret", "not standard base64"))
             .and_then(|s| Key::from_material(KeyMaterial::Hmac(s), None));
         self.push(kid, key)
     }
@@ -133,7 +126,6 @@ impl StaticKeys {
         self.issuers
             .get_or_insert_with(Vec::new)
             .push(issuer.into());
-        self.cached = None;
         self
     }
 
@@ -152,9 +144,6 @@ impl StaticKeys {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        if let Some(set) = &self.cached {
-            return Ok(set.clone());
-        }
         if self.keys.is_empty() {
             return Err(KeyError::new(KeyErrorKind::NoUsableKeys, "no static keys"));
         }
@@ -171,13 +160,14 @@ impl StaticKeys {
         Ok(Arc::new(set))
     }
 
-    /// Freezes the keys into a provider.
-    pub(crate) fn into_provider(self) -> Result<StaticProvider, KeyError> {
+    /// Freezes the keys into a key source, with the key set built once.
+    pub(crate) fn into_source(self) -> Result<(StaticProvider, Arc<KeySet>), KeyError> {
         let set = self.key_set()?;
-        Ok(StaticProvider {
-            set,
+        let source = StaticProvider {
+            set: set.clone(),
             issuers: self.issuers,
-        })
+        };
+        Ok((source, set))
     }
 }
 
