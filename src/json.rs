@@ -57,31 +57,32 @@ struct Name {
 /// The top-level names kept on the stack; a payload with more members spills to the heap.
 const STACK_NAMES: usize = 128;
 
-/// Which of 256 bits a name sets in the fingerprint mask: equal names set the same bit.
+/// The fingerprint of a name: one of 256 values, equal for equal names, from its length and
+/// its first, second and last bytes (a few instructions). Names are compared in full only with
+/// the earlier names that share it. It is cheap rather than collision-resistant on purpose: only
+/// payloads are checked for repeated names, and a payload is scanned only after its signature
+/// verified, so its names come from the issuer, not from an attacker choosing collisions.
 #[inline]
-fn fingerprint(name: &[u8]) -> (usize, u64) {
-    let first = name.first().copied().unwrap_or(0) as usize;
-    let last = name.last().copied().unwrap_or(0) as usize;
-    let h = name.len().wrapping_mul(0x9e37) ^ first.wrapping_mul(31) ^ last.wrapping_mul(131);
-    let bit = (h ^ (h >> 8)) & 255;
-    (bit / 64, 1 << (bit % 64))
+fn fingerprint(name: &[u8]) -> u8 {
+    let byte = |i: usize| u32::from(name.get(i).copied().unwrap_or(0));
+    let last = u32::from(name.last().copied().unwrap_or(0));
+    let h =
+        (name.len() as u32 ^ byte(0) << 8 ^ byte(1) << 16 ^ last << 24).wrapping_mul(0x9e37_79b1);
+    (h >> 24) as u8
 }
 
-/// A top-level name packed in eight bytes: its span, the escape flag in the end's high bit.
-#[derive(Clone, Copy, Default)]
-struct Packed(u32, u32);
+/// A top-level name packed in eight bytes (plain integers, so the stack array of them is
+/// zeroed with a `memset`): its start, its end, and the escape flag in the top bit.
+fn pack(name: Name) -> u64 {
+    u64::from(name.start) | u64::from(name.end) << 32 | u64::from(name.escaped) << 63
+}
 
-impl Packed {
-    fn new(name: Name) -> Self {
-        Packed(name.start, name.end | (u32::from(name.escaped) << 31))
-    }
-    fn name(self) -> Name {
-        Name {
-            start: self.0,
-            end: self.1 & !(1 << 31),
-            escaped: self.1 >> 31 == 1,
-            depth: 0,
-        }
+fn unpack(packed: u64) -> Name {
+    Name {
+        start: packed as u32,
+        end: (packed >> 32) as u32 & !(1 << 31),
+        escaped: packed >> 63 == 1,
+        depth: 0,
     }
 }
 
@@ -103,19 +104,30 @@ fn same_name(text: &[u8], a: Name, b: Name) -> bool {
     decode(x).is_some_and(|x| Some(x) == decode(y))
 }
 
-/// Scans `text`, which must be one JSON object (whitespace around it allowed), calling `each`
-/// for every top-level member in document order.
-pub(crate) fn members<'a>(text: &'a str, each: impl FnMut(Member<'a>)) -> Result<(), ScanError> {
+/// Scans `text`, which must be one I-JSON object (whitespace around it allowed), calling
+/// `each` for every top-level member in document order. With `unique`, an object repeating a
+/// name is refused ([`ScanError::DuplicateName`]); without, repeated names are left to the
+/// caller (the header's reader refuses repeats of the members it reads).
+pub(crate) fn members<'a>(
+    text: &'a str,
+    unique: bool,
+    each: impl FnMut(Member<'a>),
+) -> Result<(), ScanError> {
     let mut s = Scanner {
         b: text.as_bytes(),
         i: 0,
         nested: Vec::new(),
         reason: ScanError::Syntax,
+        unique,
     };
-    scan_members(&mut s, text, each).map_err(|SyntaxError| s.reason)
+    let result = match unique {
+        true => scan_members::<true>(&mut s, text, each),
+        false => scan_members::<false>(&mut s, text, each),
+    };
+    result.map_err(|SyntaxError| s.reason)
 }
 
-fn scan_members<'a>(
+fn scan_members<'a, const UNIQUE: bool>(
     s: &mut Scanner<'_>,
     text: &'a str,
     mut each: impl FnMut(Member<'a>),
@@ -123,8 +135,13 @@ fn scan_members<'a>(
     // The top-level names: a fingerprint mask, and the names themselves (on the stack for the
     // usual payload).
     let mut mask = [0u64; 4];
-    let mut on_stack = [Packed::default(); STACK_NAMES];
-    let mut spilled: Vec<Packed> = Vec::new();
+    let mut all = false;
+    // Without `UNIQUE` nothing is stored: the arrays are empty.
+    let mut on_stack = [0u64; STACK_NAMES];
+    let mut prints = [0u8; STACK_NAMES];
+    let on_stack = &mut on_stack[..if UNIQUE { STACK_NAMES } else { 0 }];
+    let prints = &mut prints[..if UNIQUE { STACK_NAMES } else { 0 }];
+    let mut spilled: Vec<(u64, u8)> = Vec::new();
     let mut count = 0usize;
     s.ws();
     s.expect(b'{')?;
@@ -147,32 +164,33 @@ fn scan_members<'a>(
                 escaped: key_escaped,
                 depth: 0,
             };
-            let (word, bit) = if key_escaped {
-                // An escaped name may equal any other: compare it with all of them.
-                (4, u64::MAX)
-            } else {
-                fingerprint(key.as_bytes())
-            };
-            let collides = match mask.get(word) {
-                Some(m) => m & bit != 0,
-                None => count > 0,
-            };
-            if collides {
-                let seen = on_stack[..count.min(STACK_NAMES)].iter().chain(&spilled);
-                if seen.copied().any(|n| same_name(s.b, n.name(), name)) {
-                    s.reason = ScanError::DuplicateName;
-                    return Err(SyntaxError);
+            // An escaped name may equal any other: it is compared with all of them, and every
+            // later name with it (`all`: an escaped name was seen).
+            if UNIQUE {
+                let print = fingerprint(key.as_bytes());
+                let (word, bit) = (usize::from(print / 64), 1u64 << (print % 64));
+                if key_escaped || all || mask[word] & bit != 0 {
+                    let kept = count.min(STACK_NAMES);
+                    let seen = on_stack[..kept]
+                        .iter()
+                        .copied()
+                        .zip(prints[..kept].iter().copied())
+                        .chain(spilled.iter().copied());
+                    let mut candidates =
+                        seen.filter(|(p, f)| key_escaped || p >> 63 == 1 || *f == print);
+                    if candidates.any(|(p, _)| same_name(s.b, unpack(p), name)) {
+                        s.reason = ScanError::DuplicateName;
+                        return Err(SyntaxError);
+                    }
                 }
-            }
-            match mask.get_mut(word) {
-                Some(m) => *m |= bit,
-                // After an escaped name, every later name is compared in full.
-                None => mask = [u64::MAX; 4],
-            }
-            if count < STACK_NAMES {
-                on_stack[count] = Packed::new(name);
-            } else {
-                spilled.push(Packed::new(name));
+                mask[word] |= bit;
+                all |= key_escaped;
+                if count < STACK_NAMES {
+                    on_stack[count] = pack(name);
+                    prints[count] = print;
+                } else {
+                    spilled.push((pack(name), print));
+                }
             }
             count += 1;
             s.ws();
@@ -215,6 +233,8 @@ struct Scanner<'a> {
     nested: Vec<Name>,
     /// What a [`SyntaxError`] means, when it is not plain syntax.
     reason: ScanError,
+    /// Whether repeated names are refused.
+    unique: bool,
 }
 
 /// Bytes with their high bit set where the byte in `v` is zero. A borrow can flag a byte above
@@ -468,6 +488,12 @@ impl Scanner<'_> {
         self.expect(b'"')?;
         let start = self.i;
         let escaped = self.string_rest()?;
+        if !self.unique {
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            return Ok(());
+        }
         let name = Name {
             start: u32::try_from(start).map_err(|_| SyntaxError)?,
             end: u32::try_from(self.i - 1).map_err(|_| SyntaxError)?,
@@ -500,7 +526,9 @@ mod tests {
 
     fn scan(text: &str) -> Result<Vec<(String, String)>, ScanError> {
         let mut out = Vec::new();
-        members(text, |m| out.push((m.key.to_owned(), m.value.to_owned())))?;
+        members(text, true, |m| {
+            out.push((m.key.to_owned(), m.value.to_owned()))
+        })?;
         Ok(out)
     }
 

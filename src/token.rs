@@ -176,7 +176,7 @@ pub(crate) fn parse_header(json: &[u8]) -> Result<(Header<'_>, Algorithm), JwtEr
     };
     let mut header = Header::default();
     let (mut seen, mut has_alg, mut bad) = (0u8, false, false);
-    crate::json::members(text, |member| {
+    crate::json::members(text, false, |member| {
         let Some(name) = member_name(&member) else {
             bad = true;
             return;
@@ -445,7 +445,7 @@ pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Register
     let wanted_lengths = wanted
         .iter()
         .fold(0u64, |mask, w| mask | 1 << w.len().min(63));
-    crate::json::members(&text, |member| {
+    crate::json::members(&text, true, |member| {
         let Some(key) = member_name(&member) else {
             first_error.get_or_insert(malformed("the payload is not a JSON object"));
             return;
