@@ -186,16 +186,20 @@ impl AzureAd {
     pub fn builder(self) -> ValidateJwtBuilder {
         let not_guid = |t: &String| !crate::issuer::is_guid(t);
         if !self.multi && not_guid(&self.tenant) {
-            return ValidateJwtBuilder::new().fail(ConfigError::InvalidSetting(format!(
-                "AzureAd::tenant({:?}): the tenant must be its GUID (the portal's \"Directory \
-                 (tenant) ID\"); tokens name their tenant by GUID, never by domain",
-                self.tenant
-            )));
+            return ValidateJwtBuilder::new().fail(ConfigError::InvalidSetting {
+                setting: "AzureAd::tenant",
+                reason: format!(
+                    "{:?}: the tenant must be its GUID (the portal's \"Directory (tenant) \
+                     ID\"); tokens name their tenant by GUID, never by domain",
+                    self.tenant
+                ),
+            });
         }
         if let Some(bad) = self.tenants.iter().find(|t| not_guid(t)) {
-            return ValidateJwtBuilder::new().fail(ConfigError::InvalidSetting(format!(
-                "allow_tenants: {bad:?} is not a tenant GUID (a token's `tid` always is one)"
-            )));
+            return ValidateJwtBuilder::new().fail(ConfigError::InvalidSetting {
+                setting: "AzureAd::allow_tenants",
+                reason: format!("{bad:?} is not a tenant GUID (a token's `tid` always is one)"),
+            });
         }
         // The source signs for exactly the issuers of the accepted token versions (the
         // discovery document is still checked against its URL).

@@ -589,12 +589,10 @@ impl ValidateJwtBuilder {
         let mut static_families = AlgorithmSet::empty();
         for keys in self.static_keys {
             if let Some(e) = keys.error() {
-                return Err(ConfigError::InvalidKey(e.to_string()));
+                return Err(ConfigError::InvalidKey(e.clone()));
             }
             has_hmac |= keys.has_hmac();
-            let (source, set) = keys
-                .into_source()
-                .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+            let (source, set) = keys.into_source().map_err(ConfigError::InvalidKey)?;
             for key in set.keys() {
                 static_families = static_families.union(key.algorithms());
             }
@@ -607,7 +605,10 @@ impl ValidateJwtBuilder {
             return Err(ConfigError::NoAudienceDecision);
         }
         if self.audiences.iter().any(String::is_empty) {
-            return Err(ConfigError::InvalidSetting("an empty audience".into()));
+            return Err(ConfigError::InvalidSetting {
+                setting: "add_audience",
+                reason: "an empty audience".into(),
+            });
         }
         let statements: Vec<Statement> = providers
             .iter()
@@ -655,17 +656,22 @@ impl ValidateJwtBuilder {
         }
 
         if self.key_wait.is_zero() || self.key_wait > Duration::from_secs(10 * 60) {
-            return Err(ConfigError::InvalidSetting(
-                "the key wait must be above zero and at most 10 minutes".into(),
-            ));
+            return Err(ConfigError::InvalidSetting {
+                setting: "with_key_wait",
+                reason: "the key wait must be above zero and at most 10 minutes".into(),
+            });
         }
         if self.leeway > Duration::from_secs(3600) {
-            return Err(ConfigError::InvalidSetting("leeway above one hour".into()));
+            return Err(ConfigError::InvalidSetting {
+                setting: "with_leeway",
+                reason: "a leeway above one hour".into(),
+            });
         }
         if self.max_token_bytes < 256 {
-            return Err(ConfigError::InvalidSetting(
-                "max token size below 256 bytes".into(),
-            ));
+            return Err(ConfigError::InvalidSetting {
+                setting: "with_max_token_size",
+                reason: "a limit below 256 bytes".into(),
+            });
         }
 
         let mut locations = self.locations;

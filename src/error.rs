@@ -54,9 +54,9 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: String,
     },
-    /// A static key could not be parsed.
+    /// A static key could not be parsed (the cause is the key's [`KeyError`]).
     #[error("invalid key: {0}")]
-    InvalidKey(String),
+    InvalidKey(#[source] KeyError),
     /// A header name, scheme, cookie or query parameter name is not valid.
     #[error("invalid token location: {0}")]
     InvalidTokenLocation(String),
@@ -66,9 +66,18 @@ pub enum ConfigError {
     /// A requirement can never be met (for example an empty list of scopes).
     #[error("invalid requirement: {0}")]
     InvalidRequirement(String),
-    /// Another configuration value is out of range.
-    #[error("invalid setting: {0}")]
-    InvalidSetting(String),
+    /// A setting is out of range, or contradicts another.
+    #[error("invalid setting `{setting}`: {reason}")]
+    InvalidSetting {
+        /// The method that set it (`with_leeway`, `RemoteJwksBuilder::with_timeout`, …).
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The default HTTP client for key endpoints could not be built (the cause is kept as the
+    /// error's source).
+    #[error("the HTTP client for key endpoints could not be built: {0}")]
+    HttpClient(#[source] KeyError),
 }
 
 /// What went wrong with a request's token. Each kind maps to one answer — status, RFC 6750
@@ -290,13 +299,23 @@ impl std::error::Error for JwtError {
     }
 }
 
-/// What went wrong while getting keys, from a key provider.
+/// What went wrong while getting keys, from a key source.
+///
+/// Two errors are equal when their kind and message are (the source is not compared).
 #[derive(Debug, Clone)]
 pub struct KeyError {
     kind: KeyErrorKind,
     message: Cow<'static, str>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+impl PartialEq for KeyError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for KeyError {}
 
 /// The category of a [`KeyError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

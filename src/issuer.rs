@@ -160,21 +160,26 @@ pub(crate) fn assign(
     any_issuer: bool,
 ) -> Result<Vec<SourceIssuers>, ConfigError> {
     if listed.iter().any(String::is_empty) {
-        return Err(ConfigError::InvalidSetting("an empty issuer".into()));
+        return Err(ConfigError::InvalidSetting {
+            setting: "add_issuer",
+            reason: "an empty issuer".into(),
+        });
     }
     let listed: Vec<IssuerPattern> = listed.iter().map(|i| IssuerPattern::new(i)).collect();
     let unbound = sources.iter().filter(|s| s.issuers.is_empty()).count();
     if any_issuer && !listed.is_empty() {
-        return Err(ConfigError::InvalidSetting(
-            "`danger_accept_any_issuer` together with `add_issuer`: choose one".into(),
-        ));
+        return Err(ConfigError::InvalidSetting {
+            setting: "danger_accept_any_issuer",
+            reason: "together with `add_issuer`: choose one".into(),
+        });
     }
     if any_issuer && unbound == 0 {
-        return Err(ConfigError::InvalidSetting(
-            "`danger_accept_any_issuer` applies to key sources that name no issuer, and every \
-             key source here names its own"
+        return Err(ConfigError::InvalidSetting {
+            setting: "danger_accept_any_issuer",
+            reason: "it applies to key sources that name no issuer, and every key source here \
+                     names its own"
                 .into(),
-        ));
+        });
     }
 
     if let [only] = sources {
@@ -467,9 +472,9 @@ mod tests {
     #[test]
     fn any_issuer_is_for_unbound_sources_only() {
         let err = assign(&[statement(&["https://a.test"], true)], &[], true).unwrap_err();
-        assert!(matches!(err, ConfigError::InvalidSetting(_)), "{err}");
+        assert!(matches!(err, ConfigError::InvalidSetting { .. }), "{err}");
         let err = assign(&[statement(&[], false)], &listed(&["https://a.test"]), true).unwrap_err();
-        assert!(matches!(err, ConfigError::InvalidSetting(_)), "{err}");
+        assert!(matches!(err, ConfigError::InvalidSetting { .. }), "{err}");
         let got = assign(
             &[statement(&["https://a.test"], false), statement(&[], false)],
             &[],

@@ -187,14 +187,14 @@ fn remote_settings_out_of_range_are_build_errors() {
             .build()
             .unwrap_err(),
     ] {
-        assert!(matches!(err, ConfigError::InvalidSetting(_)), "{err}");
+        assert!(matches!(err, ConfigError::InvalidSetting { .. }), "{err}");
     }
     let key = TestKey::es256("k");
     let err = layer(&key)
         .with_key_wait(Duration::MAX)
         .build()
         .unwrap_err();
-    assert!(matches!(err, ConfigError::InvalidSetting(_)), "{err}");
+    assert!(matches!(err, ConfigError::InvalidSetting { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -358,7 +358,7 @@ fn azure_tenants_must_be_guids() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, ConfigError::InvalidSetting(m) if m.contains("GUID")),
+        matches!(&err, ConfigError::InvalidSetting { setting: "AzureAd::tenant", reason } if reason.contains("GUID")),
         "{err}"
     );
     let err = AzureAd::multi_tenant()
@@ -368,7 +368,7 @@ fn azure_tenants_must_be_guids() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, ConfigError::InvalidSetting(m) if m.contains("not-a-guid")),
+        matches!(&err, ConfigError::InvalidSetting { setting: "AzureAd::allow_tenants", reason } if reason.contains("not-a-guid")),
         "{err}"
     );
 }

@@ -365,7 +365,7 @@ async fn danger_accept_any_issuer_opens_unbound_sources_only() {
         .add_audience(AUDIENCE)
         .build()
         .unwrap_err();
-    assert!(matches!(err, ConfigError::InvalidSetting(_)), "{err}");
+    assert!(matches!(err, ConfigError::InvalidSetting { .. }), "{err}");
 }
 
 // ---- the issuer list and discovery ---------------------------------------------------------

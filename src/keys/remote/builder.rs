@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 
 use super::coordinator::{Attempt, Shared, State};
 use super::{MAX_TIMEOUT, MAX_TTL, RemoteJwks, RemoteJwksBuilder};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, KeyError, KeyErrorKind};
 use crate::keys::DEFAULT_MAX_KEYS;
 use crate::keys::discovery::Discovery;
 use crate::keys::fetch::{self, Limits};
@@ -159,32 +159,57 @@ impl RemoteJwksBuilder {
     /// Checks the URL and settings. Needs no runtime and makes no request.
     pub fn build(self) -> Result<RemoteJwks, ConfigError> {
         let url = fetch::parse_url(&self.url, self.allow_http)?;
-        let setting = |what: &str| Err(ConfigError::InvalidSetting(what.to_owned()));
+        let setting = |setting: &'static str, reason: &str| {
+            Err(ConfigError::InvalidSetting {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
         let (ttl_min, ttl_max) = self.ttl_bounds;
         if ttl_min > ttl_max {
-            return setting("cache_ttl_bounds: the minimum is above the maximum");
-        }
-        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
-            return setting("timeouts must not be zero");
+            return setting(
+                "RemoteJwksBuilder::with_cache_ttl_bounds",
+                "the minimum is above the maximum",
+            );
         }
         // Out-of-range durations are refused here rather than overflowing a deadline later.
-        if self.timeout > MAX_TIMEOUT || self.connect_timeout > MAX_TIMEOUT {
-            return setting("timeouts must be at most 5 minutes");
+        for (name, timeout) in [
+            ("RemoteJwksBuilder::with_timeout", self.timeout),
+            (
+                "RemoteJwksBuilder::with_connect_timeout",
+                self.connect_timeout,
+            ),
+        ] {
+            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                return setting(name, "a timeout must be above zero and at most 5 minutes");
+            }
         }
         if self.min_refresh_interval > MAX_TTL {
-            return setting("min_refresh_interval must be at most 7 days");
+            return setting(
+                "RemoteJwksBuilder::with_min_refresh_interval",
+                "at most 7 days",
+            );
         }
-        if ttl_max > MAX_TTL || self.default_ttl > MAX_TTL {
-            return setting("cache lifetimes must be at most 7 days");
+        if ttl_max > MAX_TTL {
+            return setting("RemoteJwksBuilder::with_cache_ttl_bounds", "at most 7 days");
         }
-        if self.max_body_bytes == 0 || self.max_keys == 0 {
-            return setting("max_body_bytes and max_keys must not be zero");
+        if self.default_ttl > MAX_TTL {
+            return setting(
+                "RemoteJwksBuilder::with_default_cache_ttl",
+                "at most 7 days",
+            );
+        }
+        if self.max_body_bytes == 0 {
+            return setting("RemoteJwksBuilder::with_max_body_bytes", "must not be zero");
+        }
+        if self.max_keys == 0 {
+            return setting("RemoteJwksBuilder::with_max_keys", "must not be zero");
         }
         if self.also_accept.iter().any(String::is_empty) {
-            return setting("add_issuer: the issuer is empty");
+            return setting("RemoteJwksBuilder::add_issuer", "an empty issuer");
         }
         if self.for_issuers.iter().any(String::is_empty) {
-            return setting("with_issuers: an issuer is empty");
+            return setting("RemoteJwksBuilder::with_issuers", "an empty issuer");
         }
         let source = if self.discover {
             let discovery = Discovery::new(url, self.tenant_template).map_err(|reason| {
@@ -200,7 +225,11 @@ impl RemoteJwksBuilder {
         let client = match self.client {
             Some(client) => client,
             None => fetch::default_client(self.connect_timeout, self.timeout, self.allow_http)
-                .map_err(|e| ConfigError::InvalidSetting(format!("HTTP client: {e}")))?,
+                .map_err(|e| {
+                    ConfigError::HttpClient(
+                        KeyError::new(KeyErrorKind::Other, "the default client").with_source(e),
+                    )
+                })?,
         };
         let config = Config {
             source,
