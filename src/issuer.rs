@@ -21,9 +21,9 @@
 
 use std::fmt;
 
+use crate::claims::Registered;
 use crate::error::{ConfigError, JwtError, JwtErrorKind};
 use crate::keys::{Key, KeySet};
-use crate::token::Registered;
 
 /// The placeholder Azure AD's multi-tenant metadata puts where the tenant id goes.
 pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::algorithm::AlgorithmSet;
 use crate::cache::{TokenCache, TokenCacheStats};
-use crate::claims::{Claims, Requirement};
+use crate::claims::{Claims, Registered, Requirement, Wanted, parse_claims};
 use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 use crate::issuer::IssuerRule;
@@ -100,7 +100,7 @@ pub(crate) struct Validator {
     requirement: Option<Requirement>,
     requirement_is_async: bool,
     /// The top-level members the requirements read, captured during the one payload parse.
-    wanted: token::Wanted,
+    wanted: Wanted,
     required_scopes: Option<String>,
     clock: Arc<dyn Clock>,
     key_wait: Duration,
@@ -418,7 +418,7 @@ impl Validator {
         // Claims.
         let payload = token::b64_vec(seg.payload)
             .ok_or_else(|| token::malformed("the payload is not canonical base64url"))?;
-        let registered = token::parse_claims(payload, &self.wanted)?;
+        let registered = parse_claims(payload, &self.wanted)?;
         self.check_time(&registered)?;
         // The one issuer rule (src/issuer.rs), for the key that verified the signature.
         let key = set
@@ -442,7 +442,7 @@ impl Validator {
         }
     }
 
-    fn check_time(&self, r: &token::Registered) -> Result<(), JwtError> {
+    fn check_time(&self, r: &Registered) -> Result<(), JwtError> {
         self.check_times_at(self.clock.now(), r.exp, r.nbf)
     }
 
@@ -469,7 +469,7 @@ impl Validator {
         Ok(())
     }
 
-    fn check_audience(&self, r: &token::Registered) -> Result<(), JwtError> {
+    fn check_audience(&self, r: &Registered) -> Result<(), JwtError> {
         if self.any_audience {
             return Ok(());
         }

@@ -6,9 +6,10 @@ use std::sync::{Arc, OnceLock};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::token::Registered;
-
+mod payload;
 mod requirement;
+
+pub(crate) use payload::{Registered, Wanted, parse_claims};
 
 pub use requirement::{ClaimRequirement, Denied, Requirement};
 
@@ -83,8 +84,7 @@ impl Claims {
     /// assert_eq!(claims.scopes().collect::<Vec<_>>(), ["a", "b"]);
     /// ```
     pub fn from_unverified_json(json: &[u8]) -> Result<Self, crate::JwtError> {
-        let registered =
-            crate::token::parse_claims(json.to_vec(), &crate::token::Wanted::from([]))?;
+        let registered = parse_claims(json.to_vec(), &Wanted::from([]))?;
         Ok(Claims::new(registered, 0))
     }
 
