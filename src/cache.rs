@@ -60,6 +60,9 @@
 //! let stats = layer.token_cache_stats().unwrap();
 //! assert_eq!((stats.len, stats.capacity, stats.hits, stats.misses), (0, 10_000, 0, 0));
 //! ```
+//!
+//! (Long because the shared shards and the per-thread front cache keep one set of invariants
+//! together; about a sixth of the file is its tests.)
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -18,6 +18,8 @@
 //!   less any issuer another source names as its own;
 //! - `danger_accept_any_issuer`: any issuer for the sources that state none, less the issuers
 //!   other sources name as their own.
+//!
+//! (About a third of the file is the tests of the rule.)
 
 use std::fmt;
 

@@ -13,6 +13,9 @@
 //! (RFC 7493 §2.3; RFC 7519 §4 for the claims). So every later reader of an accepted payload —
 //! the requirements, `Claims::get`, `Claims::deserialize` — sees the same members the
 //! validator saw. `tests` check the agreement by property.
+//!
+//! (Long because a scanner is one loop best read whole; the last third is its tests, including
+//! the property test against the oracle.)
 
 /// The deepest nesting accepted, the top-level object included (serde_json refuses a 128th
 /// level when it builds values).

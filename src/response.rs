@@ -1,4 +1,6 @@
 //! Every answer the layer gives is built here: RFC 6750 §3 for HTTP, gRPC statuses for gRPC.
+//!
+//! (The answers table, the answer builder and the body type; a third of the file is tests.)
 
 use std::fmt;
 use std::pin::Pin;

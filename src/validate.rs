@@ -4,6 +4,9 @@
 //! and answers). When every key source has a key set, [`Validator::check`] runs synchronously:
 //! no lock, no await; the header and signature are decoded on the stack. Only a cold start or
 //! an unknown `kid` (or an asynchronous requirement) takes the boxed, asynchronous path.
+//!
+//! (Long because it is the request path's verification in the order it runs, read top to
+//! bottom; splitting it would scatter one sequence.)
 
 use std::borrow::Cow;
 use std::future::Future;

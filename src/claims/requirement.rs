@@ -2,6 +2,8 @@
 //!
 //! Rules are built once, at configuration time; matching a token reads the claims the layer
 //! already parsed and allocates nothing unless a rule fails.
+//!
+//! (The requirement language and its checks; a third of the file is tests.)
 
 use std::fmt;
 use std::future::Future;

@@ -1,5 +1,7 @@
 //! One HTTP GET for a key source: the https rule, a capped streamed body, `ETag` revalidation,
 //! `Cache-Control` lifetimes, and failures sorted into [`KeyErrorKind`]s.
+//!
+//! (A quarter of the file is tests.)
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -1,4 +1,6 @@
-//! [`ValidateJwtBuilder`]: every setting, checked once at [`build`](ValidateJwtBuilder::build).
+//! [`ValidateJwtBuilder`]: every setting, checked once at [`build`](ValidateJwtBuilder::build)
+//! (the checks, one function per concept, are in `checks.rs`). This file is long because every
+//! setting carries its documentation and, for the major ones, a tested example.
 //!
 //! **Names.** Every builder of the crate (this one, [`RemoteJwksBuilder`](crate::RemoteJwksBuilder),
 //! [`StaticKeys`], [`AzureAd`](crate::AzureAd)) follows one table:
@@ -20,17 +22,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Method, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Response, Uri};
 
-use crate::algorithm::{Algorithm, AlgorithmSet};
+use crate::algorithm::Algorithm;
 use crate::claims::Requirement;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, JwtError};
 use crate::extract::TokenLocations;
-use crate::issuer::{self, AzureV1, IssuerPattern, IssuerRule, Statement};
+use crate::issuer::{self, AzureV1, IssuerRule};
 use crate::keys::{KeySource, RemoteJwks, StaticKeys};
 use crate::layer::{Http, Skip, ValidateJwtLayer};
-use crate::response::{Answers, is_quotable};
 use crate::validate::{Rules, TypPolicy, Validator};
 
 #[derive(Debug, Clone, Copy)]
@@ -568,35 +569,35 @@ impl ValidateJwtBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let sources = KeySources::new(
+        let sources = checks::KeySources::new(
             self.providers,
             &self.remote,
             self.allow_http,
             self.http_client.as_ref(),
             self.static_keys,
         )?;
-        let audiences = audiences(self.audiences, self.any_audience)?;
+        let audiences = checks::audiences(self.audiences, self.any_audience)?;
         let issuer_rule = IssuerRule {
             sources: issuer::assign(&sources.statements(), &self.issuers, self.any_issuer)?,
             allowed_tenants: self.allowed_tenants.into_iter().map(Into::into).collect(),
             azure_v1: self.azure_v1,
         };
-        let algorithms = algorithms(&self.algorithms, &sources)?;
-        limits(self.key_wait, self.leeway, self.max_token_bytes)?;
-        let locations = token_locations(
+        let algorithms = checks::algorithms(&self.algorithms, &sources)?;
+        checks::limits(self.key_wait, self.leeway, self.max_token_bytes)?;
+        let locations = checks::token_locations(
             self.locations,
             self.header_name,
             self.scheme,
             self.query,
             self.cookie,
         )?;
-        let answers = answers(
+        let answers = checks::answers(
             self.realm,
             self.failed_status,
             self.failed_message,
             self.responder,
         )?;
-        let requirement = requirement(self.requirements)?;
+        let requirement = checks::requirement(self.requirements)?;
 
         let providers = sources.into_providers();
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -629,242 +630,4 @@ impl ValidateJwtBuilder {
     }
 }
 
-/// The key sources, built and checked, with what the algorithm check needs to know of them.
-struct KeySources {
-    /// Each source, and whether the issuers it states are a discovery document's.
-    list: Vec<(Arc<dyn KeySource>, bool)>,
-    has_hmac: bool,
-    /// The algorithms the static keys verify, and whether every source is static.
-    static_families: AlgorithmSet,
-    only_static: bool,
-}
-
-impl KeySources {
-    fn new(
-        mut list: Vec<(Arc<dyn KeySource>, bool)>,
-        remote: &[(RemoteKind, String)],
-        allow_http: bool,
-        http_client: Option<&reqwest::Client>,
-        static_keys: Vec<StaticKeys>,
-    ) -> Result<Self, ConfigError> {
-        for (kind, url) in remote {
-            let mut builder = match kind {
-                RemoteKind::Discovery => RemoteJwks::discovery_url(url),
-                RemoteKind::Jwks => RemoteJwks::jwks_url(url),
-            };
-            if allow_http {
-                builder = builder.danger_allow_http();
-            }
-            if let Some(client) = http_client {
-                builder = builder.with_http_client(client.clone());
-            }
-            let remote = builder.build()?;
-            let discovered = remote.issuer_is_discovered();
-            list.push((Arc::new(remote), discovered));
-        }
-        let only_static = list.is_empty();
-        let mut has_hmac = false;
-        let mut static_families = AlgorithmSet::empty();
-        for keys in static_keys {
-            if let Some(e) = keys.error() {
-                return Err(ConfigError::InvalidKey(e.clone()));
-            }
-            has_hmac |= keys.has_hmac();
-            let (source, set) = keys.into_source().map_err(ConfigError::InvalidKey)?;
-            for key in set.keys() {
-                static_families = static_families.union(key.algorithms());
-            }
-            list.push((Arc::new(source), false));
-        }
-        if list.is_empty() {
-            return Err(ConfigError::NoKeySource);
-        }
-        Ok(KeySources {
-            list,
-            has_hmac,
-            static_families,
-            only_static,
-        })
-    }
-
-    /// What each source states about its issuers, for the issuer rule.
-    fn statements(&self) -> Vec<Statement> {
-        self.list
-            .iter()
-            .map(|(p, discovered)| Statement {
-                issuers: p
-                    .issuers()
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|i| !i.is_empty())
-                    .map(|i| IssuerPattern::new(i))
-                    .collect(),
-                discovered: *discovered,
-            })
-            .collect()
-    }
-
-    fn into_providers(self) -> Vec<Arc<dyn KeySource>> {
-        self.list.into_iter().map(|(p, _)| p).collect()
-    }
-}
-
-/// The audience decision: some audience, or the explicit opt-out.
-fn audiences(audiences: Vec<String>, any_audience: bool) -> Result<Vec<Box<str>>, ConfigError> {
-    if audiences.is_empty() && !any_audience {
-        return Err(ConfigError::NoAudienceDecision);
-    }
-    if audiences.iter().any(String::is_empty) {
-        return Err(ConfigError::InvalidSetting {
-            setting: "add_audience",
-            reason: "an empty audience".into(),
-        });
-    }
-    Ok(audiences.into_iter().map(String::into_boxed_str).collect())
-}
-
-/// The algorithm allow-list: the asymmetric algorithms (plus HS* with a configured secret) by
-/// default; never HS* without a secret; never a list no configured key can use.
-fn algorithms(listed: &[Algorithm], sources: &KeySources) -> Result<AlgorithmSet, ConfigError> {
-    let algorithms = if listed.is_empty() {
-        let mut set = AlgorithmSet::of(Algorithm::ASYMMETRIC.iter().copied());
-        if sources.has_hmac {
-            set = set.union(AlgorithmSet::of([
-                Algorithm::HS256,
-                Algorithm::HS384,
-                Algorithm::HS512,
-            ]));
-        }
-        set
-    } else {
-        if let Some(alg) = listed.iter().find(|a| a.is_hmac())
-            && !sources.has_hmac
-        {
-            return Err(ConfigError::HmacWithoutSecret(alg.as_str()));
-        }
-        AlgorithmSet::of(listed.iter().copied())
-    };
-    if sources.only_static && algorithms.intersect(sources.static_families).is_empty() {
-        return Err(ConfigError::NoAlgorithm(
-            "no allowed algorithm fits the configured keys".into(),
-        ));
-    }
-    Ok(algorithms)
-}
-
-/// Durations and sizes within their ranges.
-fn limits(key_wait: Duration, leeway: Duration, max_token_bytes: usize) -> Result<(), ConfigError> {
-    if key_wait.is_zero() || key_wait > Duration::from_secs(10 * 60) {
-        return Err(ConfigError::InvalidSetting {
-            setting: "with_key_wait",
-            reason: "the key wait must be above zero and at most 10 minutes".into(),
-        });
-    }
-    if leeway > Duration::from_secs(3600) {
-        return Err(ConfigError::InvalidSetting {
-            setting: "with_leeway",
-            reason: "a leeway above one hour".into(),
-        });
-    }
-    if max_token_bytes < 256 {
-        return Err(ConfigError::InvalidSetting {
-            setting: "with_max_token_size",
-            reason: "a limit below 256 bytes".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Where tokens are read: valid header, scheme, query parameter and cookie names.
-fn token_locations(
-    mut locations: TokenLocations,
-    header_name: Option<String>,
-    scheme: Option<String>,
-    query: Option<String>,
-    cookie: Option<String>,
-) -> Result<TokenLocations, ConfigError> {
-    if let Some(name) = header_name {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ConfigError::InvalidTokenLocation(format!("header name {name:?}")))?;
-        locations.scheme = (name == http::header::AUTHORIZATION).then(|| "Bearer".into());
-        locations.header = Some(name);
-    }
-    if let Some(scheme) = scheme {
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ConfigError::InvalidTokenLocation(format!(
-                "scheme {scheme:?}"
-            )));
-        }
-        locations.scheme = Some(scheme.into());
-    }
-    let simple = |n: &str| {
-        !n.is_empty()
-            && n.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
-    };
-    if let Some(q) = query {
-        if !simple(&q) {
-            return Err(ConfigError::InvalidTokenLocation(format!(
-                "query parameter {q:?}"
-            )));
-        }
-        locations.query = Some(q.into());
-    }
-    if let Some(c) = cookie {
-        if !simple(&c) {
-            return Err(ConfigError::InvalidTokenLocation(format!("cookie {c:?}")));
-        }
-        locations.cookie = Some(c.into());
-    }
-    Ok(locations)
-}
-
-/// How refusals are answered: a 4xx failure status, header-safe message and realm.
-fn answers(
-    realm: Option<String>,
-    failed_status: Option<u16>,
-    failed_message: Option<String>,
-    responder: Option<Arc<crate::response::Responder>>,
-) -> Result<Answers, ConfigError> {
-    let failed_status = match failed_status {
-        None => None,
-        Some(code) => match StatusCode::from_u16(code) {
-            Ok(s) if s.is_client_error() => Some(s),
-            _ => {
-                return Err(ConfigError::InvalidFailureAnswer(format!(
-                    "status {code} is not a 4xx status"
-                )));
-            }
-        },
-    };
-    if failed_message.as_deref().is_some_and(|m| !is_quotable(m)) {
-        return Err(ConfigError::InvalidFailureAnswer(
-            "the message must be visible ASCII".into(),
-        ));
-    }
-    if realm.as_deref().is_some_and(|r| !is_quotable(r)) {
-        return Err(ConfigError::InvalidFailureAnswer(
-            "the realm must be visible ASCII".into(),
-        ));
-    }
-    Ok(Answers {
-        realm: realm.map(Into::into),
-        failed_status,
-        failed_message: failed_message.map(Into::into),
-        responder,
-        retry_after_secs: 10,
-    })
-}
-
-/// The layer's requirements, all of which must hold, checked to be satisfiable.
-fn requirement(requirements: Vec<Requirement>) -> Result<Option<Requirement>, ConfigError> {
-    let requirement = match requirements.len() {
-        0 => None,
-        1 => requirements.into_iter().next(),
-        _ => Some(Requirement::all(requirements)),
-    };
-    if let Some(r) = &requirement {
-        r.validate()?;
-    }
-    Ok(requirement)
-}
+mod checks;
