@@ -42,6 +42,10 @@ use serde::de::DeserializeOwned;
 /// The verified claims of the request, as `T`: [`crate::Claims`] itself (the default), or any
 /// `DeserializeOwned` type of yours.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "an extractor is destructured in handler signatures: `Verified(claims): Verified<T>`"
+)]
 pub struct Verified<T = crate::Claims>(pub T);
 
 /// How a [`Verified`] extractor builds its value from the verified claims.

@@ -14,6 +14,10 @@ pub trait Clock: Send + Sync + 'static {
 
 /// The system clock (the default).
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a unit struct users name as a value: `with_clock(SystemClock)`"
+)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {

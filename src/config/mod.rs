@@ -210,6 +210,11 @@ impl ValidateJwtBuilder {
     /// default client has 5 s connect / 10 s total timeouts; with yours the crate still bounds
     /// each request by the total timeout and refuses answers whose final URL left https or moved
     /// inside (see [`RemoteJwksBuilder::with_http_client`](crate::RemoteJwksBuilder::with_http_client)).
+    ///
+    /// `reqwest::Client` is part of this crate's public API on purpose: proxies, TLS roots and
+    /// DNS are what people configure it for, and a wrapper would have to mirror all of that. So
+    /// the crate's `reqwest` major version is part of its semver promise (a `reqwest` major bump
+    /// is a major bump here).
     pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
