@@ -81,8 +81,9 @@ pub enum ConfigError {
 }
 
 /// What went wrong with a request's token. Each kind maps to one answer — status, RFC 6750
-/// `error` code, JSON body `error`, gRPC status and default description — kept in one table
-/// (`response.rs`, printed as the README's "Answers" section); each variant notes its status.
+/// `error` code, JSON body `error`, gRPC status and default description — kept in one table in
+/// the code and printed in the [crate docs' answers table](crate#answers); each variant notes
+/// its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum JwtErrorKind {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::AlgorithmSet;
-use crate::cache::{TokenCache, TokenCacheStats};
+use crate::cache::{Miss, TokenCache, TokenCacheStats};
 use crate::claims::{Claims, Registered, Requirement, Wanted, parse_claims};
 use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
@@ -253,7 +253,13 @@ impl Validator {
                 }
             }
         }
-        let retried = self.verify_and_remember(&token, false);
+        let retried = match &self.token_cache {
+            Some(cache) => {
+                let now = self.clock.now();
+                self.verify_and_remember(cache, cache.miss(&token), &token, false, now)
+            }
+            None => self.verify(&token, false),
+        };
         match retried {
             Ok(Step::Done(claims)) => self.finish_async(claims).await,
             Ok(Step::Refresh(_)) => Err(match last_error {
@@ -280,49 +286,33 @@ impl Validator {
             self.check_times_at(now, c.expires_at(), c.not_before())
                 .is_ok()
         };
-        let miss = match cache.lookup(token, &self.providers, &fresh) {
+        match cache.lookup(token, &self.providers, &fresh) {
             Ok(claims) => {
                 self.check_requirement(&claims)?;
-                return Ok(Step::Done(claims));
+                Ok(Step::Done(claims))
             }
-            Err(miss) => miss,
-        };
-        let stamps = crate::cache::stamps(&self.providers);
-        let step = self.verify(token, true)?;
-        if let Step::Done(claims) = &step {
-            cache.remember(
-                miss,
-                token,
-                claims.clone(),
-                stamps,
-                self.useless_at(claims),
-                now,
-            );
+            Err(miss) => self.verify_and_remember(cache, miss, token, true, now),
         }
-        Ok(step)
     }
 
-    /// [`verify`](Self::verify), remembering a success in the cache when it is on (the retry
-    /// after a refresh, whose lookup already missed).
-    fn verify_and_remember(&self, token: &[u8], may_refresh: bool) -> Result<Step, JwtError> {
-        let Some(cache) = &self.token_cache else {
-            return self.verify(token, may_refresh);
-        };
-        let now = self.clock.now();
+    /// [`verify`](Self::verify), remembering a success in `cache` (after a lookup missed, or on
+    /// the retry after a refresh).
+    fn verify_and_remember(
+        &self,
+        cache: &TokenCache,
+        miss: Miss,
+        token: &[u8],
+        may_refresh: bool,
+        now: u64,
+    ) -> Result<Step, JwtError> {
+        // Taken before the validation: a key set replaced meanwhile makes the entry stale.
         let stamps = crate::cache::stamps(&self.providers);
         let step = self.verify(token, may_refresh)?;
         if let Step::Done(claims) = &step
             && token.len() <= self.max_token_bytes
         {
-            let miss = cache.miss(token);
-            cache.remember(
-                miss,
-                token,
-                claims.clone(),
-                stamps,
-                self.useless_at(claims),
-                now,
-            );
+            let useless_at = self.useless_at(claims);
+            cache.remember(miss, token, claims.clone(), stamps, useless_at, now);
         }
         Ok(step)
     }
