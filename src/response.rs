@@ -12,7 +12,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::error::{JwtError, JwtErrorKind};
+use crate::error::{JwtError, JwtErrorKind, answer_of};
 
 /// A custom responder: the error and the default answer in, the answer to send out.
 pub(crate) type Responder = dyn Fn(&JwtError, Response<Bytes>) -> Response<Bytes> + Send + Sync;
@@ -35,85 +35,6 @@ impl fmt::Debug for Answers {
             .field("failed_message", &self.failed_message)
             .field("responder", &self.responder.is_some())
             .finish()
-    }
-}
-
-/// How one [`JwtErrorKind`] is answered, before the builder's overrides.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KindAnswer {
-    /// The HTTP status.
-    pub(crate) status: StatusCode,
-    /// The RFC 6750 `error` code of the challenge, when the kind has one.
-    pub(crate) code: Option<&'static str>,
-    /// The JSON body's `error`.
-    pub(crate) body_error: &'static str,
-    /// The gRPC status code of a gRPC request's answer.
-    pub(crate) grpc: u8,
-    /// The default `error_description`: short, safe, never derived from the token.
-    pub(crate) description: &'static str,
-}
-
-/// **The answers table**: every kind's status, RFC 6750 code, body `error`, gRPC code and
-/// description, in one place (the README's "Answers" section is this table in prose).
-pub(crate) const fn answer_of(kind: JwtErrorKind) -> KindAnswer {
-    use JwtErrorKind as K;
-    const fn invalid_token(description: &'static str) -> KindAnswer {
-        KindAnswer {
-            status: StatusCode::UNAUTHORIZED,
-            code: Some("invalid_token"),
-            body_error: "invalid_token",
-            grpc: 16,
-            description,
-        }
-    }
-    match kind {
-        K::Missing => KindAnswer {
-            status: StatusCode::UNAUTHORIZED,
-            code: None,
-            body_error: "unauthorized",
-            grpc: 16,
-            description: "no access token",
-        },
-        K::InvalidRequest => KindAnswer {
-            status: StatusCode::BAD_REQUEST,
-            code: Some("invalid_request"),
-            body_error: "invalid_request",
-            grpc: 3,
-            description: "the request carries a malformed or repeated access token",
-        },
-        K::TooLarge => invalid_token("the token is too large"),
-        K::Malformed => invalid_token("the token is malformed"),
-        K::Encrypted => invalid_token("encrypted tokens are not accepted"),
-        K::UnsupportedAlgorithm => invalid_token("the token's algorithm is not accepted"),
-        K::InvalidHeader => invalid_token("the token's header is not accepted"),
-        K::UnknownKey => invalid_token("the token's signing key is unknown"),
-        K::InvalidSignature => invalid_token("the token's signature is invalid"),
-        K::Expired => invalid_token("the token has expired"),
-        K::NotYetValid => invalid_token("the token is not valid yet"),
-        K::InvalidClaims => invalid_token("the token's claims are invalid"),
-        K::InvalidIssuer => invalid_token("the token's issuer is not accepted"),
-        K::InvalidAudience => invalid_token("the token's audience is not accepted"),
-        K::InsufficientScope => KindAnswer {
-            status: StatusCode::FORBIDDEN,
-            code: Some("insufficient_scope"),
-            body_error: "insufficient_scope",
-            grpc: 7,
-            description: "the token lacks a required scope or claim",
-        },
-        K::KeysUnavailable => KindAnswer {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: None,
-            body_error: "temporarily_unavailable",
-            grpc: 14,
-            description: "signing keys are unavailable; try again later",
-        },
-        K::Misconfigured => KindAnswer {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: None,
-            body_error: "server_error",
-            grpc: 13,
-            description: "the server's token validation is misconfigured",
-        },
     }
 }
 

@@ -1,15 +1,11 @@
 //! [`RemoteJwksBuilder`]: the settings of a [`RemoteJwks`], checked at `build()`, and the
 //! configuration the coordinator and the worker read.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use reqwest::Url;
-use tokio::sync::{Notify, watch};
-
-use super::coordinator::{Attempt, Shared, State};
+use super::config::{Config, Source};
+use super::coordinator::Shared;
 use super::{MAX_TIMEOUT, MAX_TTL, RemoteJwks, RemoteJwksBuilder};
 use crate::error::{ConfigError, KeyError, KeyErrorKind};
 use crate::keys::DEFAULT_MAX_KEYS;
@@ -249,53 +245,7 @@ impl RemoteJwksBuilder {
             allow_http: self.allow_http,
         };
         Ok(RemoteJwks {
-            shared: Arc::new(Shared {
-                config,
-                keys: ArcSwapOption::empty(),
-                version: AtomicU64::new(0),
-                started: AtomicBool::new(false),
-                state: Mutex::new(State::default()),
-                attempts: watch::Sender::new(Attempt::default()),
-                wake: Arc::new(Notify::new()),
-            }),
+            shared: Arc::new(Shared::new(config)),
         })
-    }
-}
-
-pub(super) enum Source {
-    Jwks(Url),
-    Discovery(Discovery),
-}
-
-pub(super) struct Config {
-    pub(super) source: Source,
-    pub(super) client: reqwest::Client,
-    pub(super) limits: Limits,
-    pub(super) max_keys: usize,
-    pub(super) min_refresh_interval: Duration,
-    pub(super) ttl_min: Duration,
-    pub(super) ttl_max: Duration,
-    pub(super) default_ttl: Duration,
-    pub(super) also_accept: Vec<String>,
-    /// `with_issuers`: when set, the keys sign for these instead of the document's issuer.
-    pub(super) for_issuers: Vec<String>,
-    pub(super) allow_http: bool,
-}
-
-impl Config {
-    /// How long a fetched set is used.
-    pub(super) fn ttl(&self, max_age: Option<Duration>) -> Duration {
-        max_age
-            .unwrap_or(self.default_ttl)
-            .clamp(self.ttl_min, self.ttl_max)
-    }
-
-    /// How long one attempt can take: each request is bounded by the timeout.
-    pub(super) fn attempt_bound(&self) -> Duration {
-        let requests = match self.source {
-            Source::Jwks(_) => 1,
-            Source::Discovery(_) => 2,
-        };
-        self.limits.timeout * requests + Duration::from_secs(1)
     }
 }

@@ -3,7 +3,7 @@
 //! attempt that answers them.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
@@ -11,8 +11,7 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::builder::Config;
-use super::worker::run;
+use super::config::Config;
 use super::{MAX_REMEMBERED_KIDS, TARGET};
 use crate::error::{KeyError, KeyErrorKind};
 use crate::keys::{KeySet, RefreshReason};
@@ -77,22 +76,17 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes sure the background task runs; `false` outside a Tokio runtime.
-    pub(super) fn start(self: &Arc<Self>) -> bool {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return false;
-        };
-        let mut state = self.lock();
-        // A task that finished was dropped with its runtime: start another in this one.
-        if state.worker.as_ref().is_some_and(|w| !w.is_finished()) {
-            return true;
+    /// The shared state of a new provider with this configuration (no task started yet).
+    pub(super) fn new(config: Config) -> Self {
+        Shared {
+            config,
+            keys: ArcSwapOption::empty(),
+            version: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+            attempts: watch::Sender::new(Attempt::default()),
+            wake: Arc::new(Notify::new()),
         }
-        state.requested = true;
-        state.in_flight = false;
-        let task = run(Arc::downgrade(self), self.wake.clone());
-        state.worker = Some(runtime.spawn(task));
-        self.started.store(true, Ordering::Relaxed);
-        true
     }
 
     /// Decides whether a refresh fetches, joins the fetch in flight, or is answered at once.

@@ -6,8 +6,9 @@
 //! carrying a generation counter. The request path reads the key set from an `ArcSwapOption`.
 //!
 //! The rooms: this file (the public types and the provider), `builder.rs` (settings, checked at
-//! `build()`), `coordinator.rs` (the shared state: which refreshes to admit, and waiting for
-//! them) and `worker.rs` (the background task that fetches).
+//! `build()`), `config.rs` (what was configured), `coordinator.rs` (the shared state: which
+//! refreshes to admit, and waiting for them) and `worker.rs` (the background task that fetches,
+//! and starts itself).
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,10 +20,11 @@ use super::{KeySet, KeySource, RefreshFuture, RefreshReason};
 use crate::error::{KeyError, KeyErrorKind};
 
 mod builder;
+mod config;
 mod coordinator;
 mod worker;
 
-use builder::Source;
+use config::Source;
 use coordinator::{Admit, Shared, no_runtime};
 
 pub(super) const TARGET: &str = "validate_jwt::keys";

@@ -12,7 +12,7 @@ use reqwest::header::HeaderValue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::builder::{Config, Source};
+use super::config::{Config, Source};
 use super::coordinator::{Attempt, Shared};
 use super::{BACKOFF_MAX, BACKOFF_START, TARGET};
 use crate::error::{KeyError, KeyErrorKind};
@@ -21,6 +21,24 @@ use crate::keys::fetch::{self, display_url};
 use crate::keys::{IssuerPattern, KeySet};
 
 impl Shared {
+    /// Makes sure the background task runs; `false` outside a Tokio runtime.
+    pub(super) fn start(self: &Arc<Self>) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let mut state = self.lock();
+        // A task that finished was dropped with its runtime: start another in this one.
+        if state.worker.as_ref().is_some_and(|w| !w.is_finished()) {
+            return true;
+        }
+        state.requested = true;
+        state.in_flight = false;
+        let task = run(Arc::downgrade(self), self.wake.clone());
+        state.worker = Some(runtime.spawn(task));
+        self.started.store(true, Ordering::Relaxed);
+        true
+    }
+
     /// One attempt: the discovery document (if any), then the key set.
     pub(super) async fn fetch(&self, cache: &mut Cache) -> Result<Outcome, KeyError> {
         let config = &self.config;
