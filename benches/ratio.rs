@@ -1,0 +1,137 @@
+//! The layer's cost over the bare signature check, as a ratio a reader can rely on: `floor`
+//! (aws-lc-rs verifying RS256 signatures with a key parsed once) and `layer` (the whole layer,
+//! cache off, on the same tokens) measured in interleaved pairs, so that a machine getting
+//! faster or slower between the two halves cannot skew the ratio. Prints every pair's ratio,
+//! their median and their spread.
+//!
+//! `cargo bench --bench ratio` (or `-- --pairs 15`). Under `cargo test --bench ratio` it runs
+//! one short pair, only to check that it works.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::signature::{self, ParsedPublicKey};
+use base64::Engine as _;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response};
+use tower::{Layer as _, Service};
+use validate_jwt::{StaticKeys, ValidateJwtLayer};
+
+use support::{AUDIENCE, SCOPE, azure_claims, issuer, now};
+
+const DISTINCT: usize = 1_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let benching = args.iter().any(|a| a == "--bench");
+    let pairs = args
+        .iter()
+        .position(|a| a == "--pairs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if benching { 7 } else { 1 });
+    let half = if benching {
+        Duration::from_millis(1500)
+    } else {
+        Duration::from_millis(20)
+    };
+
+    let signer = support::signer("RS256");
+    let now = now();
+    let tokens: Vec<String> = (0..DISTINCT)
+        .map(|i| signer.token(&azure_claims(now, i)))
+        .collect();
+    let parts: Vec<(Vec<u8>, Vec<u8>)> = tokens
+        .iter()
+        .map(|t| {
+            let (input, sig) = t.rsplit_once('.').unwrap();
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(sig)
+                .unwrap();
+            (input.as_bytes().to_vec(), sig)
+        })
+        .collect();
+    let headers: Vec<HeaderValue> = tokens
+        .iter()
+        .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap())
+        .collect();
+    let key = ParsedPublicKey::new(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        signer.public_key_bytes(),
+    )
+    .unwrap();
+    let layer = ValidateJwtLayer::builder()
+        .add_keys(
+            StaticKeys::new()
+                .add_jwk(signer.jwk(true).to_string())
+                .add_issuer(issuer()),
+        )
+        .add_audience(AUDIENCE)
+        .require_all_scopes([SCOPE])
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(tower::service_fn(|_: Request<()>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(())))
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+
+    // Nanoseconds per call of `f`, called in a loop for about `half`.
+    let time = |f: &mut dyn FnMut(usize)| {
+        let start = Instant::now();
+        let mut n = 0usize;
+        while start.elapsed() < half {
+            for _ in 0..64 {
+                f(n % DISTINCT);
+                n += 1;
+            }
+        }
+        start.elapsed().as_nanos() as f64 / n as f64
+    };
+    let mut floor = |i: usize| {
+        let (m, s) = &parts[i];
+        assert!(key.verify_sig(black_box(m), black_box(s)).is_ok());
+    };
+    let mut through_layer = |i: usize| {
+        let mut request = Request::new(());
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, headers[i].clone());
+        assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+        let future = pin!(svc.call(request));
+        match future.poll(&mut cx) {
+            Poll::Ready(Ok(response)) => assert_eq!(response.status(), 200),
+            _ => panic!("the layer did not answer at once"),
+        }
+    };
+
+    let mut ratios = Vec::new();
+    for pair in 0..pairs {
+        // Alternate which half goes first, so neither always runs warmer.
+        let (f, l) = if pair % 2 == 0 {
+            let f = time(&mut floor);
+            (f, time(&mut through_layer))
+        } else {
+            let l = time(&mut through_layer);
+            (time(&mut floor), l)
+        };
+        println!(
+            "pair {pair}: floor {f:.0} ns, layer {l:.0} ns, layer ÷ floor {:.3}",
+            l / f
+        );
+        ratios.push(l / f);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let (low, high) = (ratios[0], ratios[ratios.len() - 1]);
+    println!(
+        "RS256 layer ÷ floor over {pairs} interleaved pairs: median {median:.3}, spread {low:.3}–{high:.3}"
+    );
+}
