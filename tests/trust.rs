@@ -230,6 +230,20 @@ async fn a_single_tenant_url_whose_document_names_the_template_is_refused() {
         .unwrap();
     opted.ready().await.unwrap();
     assert_accepted(&call(&opted, &token).await);
+    // Still refused with the opt-in: a token naming no tenant (`tid`), or a `tid` that is not
+    // the one in its `iss`, and a token for another audience.
+    let mut no_tid = entra_claims(&base, TENANT_U, false);
+    no_tid.as_object_mut().unwrap().remove("tid");
+    assert_wrong_issuer(&call(&opted, &key.token(&no_tid)).await);
+    let mut other_tid = entra_claims(&base, TENANT_U, false);
+    other_tid["tid"] = json!(TENANT_T);
+    assert_wrong_issuer(&call(&opted, &key.token(&other_tid)).await);
+    let mut elsewhere = entra_claims(&base, TENANT_U, false);
+    elsewhere["aud"] = json!("api://other");
+    assert_invalid_token(
+        &call(&opted, &key.token(&elsewhere)).await,
+        JwtErrorKind::InvalidAudience,
+    );
 }
 
 // ---- several sources -----------------------------------------------------------------------
