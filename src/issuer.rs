@@ -122,9 +122,14 @@ pub(crate) struct AzureV1 {
 }
 
 impl AzureV1 {
+    /// The tenant of a v1 issuer, if `iss` is one.
+    fn v1_tenant<'a>(&self, iss: &'a str) -> Option<&'a str> {
+        iss.strip_prefix(&*self.v1_prefix)?.strip_suffix('/')
+    }
+
     /// The v2 form of a v1 issuer, if `iss` is one.
     fn v2_form(&self, iss: &str) -> Option<String> {
-        let tenant = iss.strip_prefix(&*self.v1_prefix)?.strip_suffix('/')?;
+        let tenant = self.v1_tenant(iss)?;
         Some(format!("{}{tenant}/v2.0", self.v2_prefix))
     }
 }
@@ -292,8 +297,11 @@ impl IssuerRule {
             }
             return Err(refused("`iss` is missing"));
         };
-        let v2_form = self.azure_v1.as_ref().and_then(|a| a.v2_form(iss));
-        if v2_form.is_some() && self.azure_v1.as_ref().is_some_and(|a| !a.accept) {
+        if self
+            .azure_v1
+            .as_ref()
+            .is_some_and(|a| !a.accept && a.v1_tenant(iss).is_some())
+        {
             return Err(refused(
                 "a v1 token at a configuration that accepts v2 tokens only: set \
                  `accessTokenAcceptedVersion: 2` in the API's app manifest, or accept v1 tokens",
@@ -311,9 +319,14 @@ impl IssuerRule {
             }
             None => {}
         }
+        // The v2 form of a v1 issuer is built only when the key's own issuer needs it.
         if let Some(own) = key_issuer
             && !own.matches(iss, tid)
-            && !v2_form.as_deref().is_some_and(|v2| own.matches(v2, tid))
+            && !self
+                .azure_v1
+                .as_ref()
+                .and_then(|a| a.v2_form(iss))
+                .is_some_and(|v2| own.matches(&v2, tid))
         {
             return Err(refused(format!(
                 "the signing key belongs to {} (its JWK names that issuer)",
