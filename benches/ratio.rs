@@ -1,8 +1,8 @@
 //! The layer's cost over the bare signature check, as a ratio a reader can rely on: `floor`
 //! (aws-lc-rs verifying RS256 signatures with a key parsed once) and `layer` (the whole layer,
 //! cache off, on the same tokens) measured in interleaved pairs, so that a machine getting
-//! faster or slower between the two halves cannot skew the ratio. Prints every pair's ratio,
-//! their median and their spread.
+//! faster or slower between the two halves cannot skew the ratio: each pair is ten short turns
+//! of each half, alternating. Prints every pair's ratio, their median and their spread.
 //!
 //! `cargo bench --bench ratio` (or `-- --pairs 15`). Under `cargo test --bench ratio` it runs
 //! one short pair, only to check that it works.
@@ -38,10 +38,11 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(if benching { 7 } else { 1 });
+    // One turn of a half: SLICES of them per half and pair (below).
     let half = if benching {
-        Duration::from_millis(1500)
+        Duration::from_millis(200)
     } else {
-        Duration::from_millis(20)
+        Duration::from_millis(2)
     };
 
     let signer = support::signer("RS256");
@@ -112,16 +113,25 @@ fn main() {
         }
     };
 
+    // Each pair: SLICES short turns of each half, alternating (which goes first alternates too),
+    // so that whatever the machine does during the pair falls on both halves alike.
+    const SLICES: u32 = 10;
+    // A turn of each first, unrecorded: the first turns run cold.
+    time(&mut floor);
+    time(&mut through_layer);
     let mut ratios = Vec::new();
     for pair in 0..pairs {
-        // Alternate which half goes first, so neither always runs warmer.
-        let (f, l) = if pair % 2 == 0 {
-            let f = time(&mut floor);
-            (f, time(&mut through_layer))
-        } else {
-            let l = time(&mut through_layer);
-            (time(&mut floor), l)
-        };
+        let (mut f, mut l) = (0.0, 0.0);
+        for slice in 0..SLICES {
+            if (pair + slice) % 2 == 0 {
+                f += time(&mut floor);
+                l += time(&mut through_layer);
+            } else {
+                l += time(&mut through_layer);
+                f += time(&mut floor);
+            }
+        }
+        let (f, l) = (f / f64::from(SLICES), l / f64::from(SLICES));
         println!(
             "pair {pair}: floor {f:.0} ns, layer {l:.0} ns, layer ÷ floor {:.3}",
             l / f

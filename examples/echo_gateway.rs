@@ -113,10 +113,7 @@ fn claim_rule(spec: &str, all: bool) -> Result<Requirement, BoxError> {
 /// `{"claims":…,"method":…,"path":…}`: the verified claims' JSON exactly as the token carried
 /// it (the layer checked it is a UTF-8 JSON object), without parsing it again.
 async fn echo(request: Request) -> Response {
-    let claims = request
-        .extensions()
-        .get::<Claims>()
-        .and_then(|c| std::str::from_utf8(c.raw()).ok());
+    let claims = request.extensions().get::<Claims>().map(Claims::raw);
     let body = format!(
         r#"{{"claims":{},"method":{},"path":{}}}"#,
         claims.unwrap_or("null"),

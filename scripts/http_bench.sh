@@ -6,6 +6,7 @@
 #
 #   scripts/http_bench.sh                  # needs wrk (Debian/Ubuntu: apt-get install wrk)
 #   ROUNDS=5 DURATION=10 CONNECTIONS=16 scripts/http_bench.sh
+#   BASELINE_GATEWAY=/path/to/older/echo_gateway scripts/http_bench.sh   # before/after, one run
 #
 # The servers run on one core (SERVER_CPU, one Tokio worker each; only the one under load is
 # busy), wrk and the key server on another (CLIENT_CPU), when taskset is available and the
@@ -122,7 +123,10 @@ measure() {
     END { printf "%.0f %.2f %.1f", rps, cpu / n / 1000, ticks ? 100 * steal / ticks : 0 }' <<<"$out"
 }
 
-SERVERS=(none signature handwritten layer layer_cache)
+# ONLY="signature layer" measures a subset (the signature-only server is always measured).
+read -ra SERVERS <<<"${ONLY:-none signature handwritten layer layer_cache}"
+[[ " ${SERVERS[*]} " == *" signature "* ]] || SERVERS=(signature "${SERVERS[@]}")
+wanted() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
 declare -A LABEL=(
   [none]="no authentication (echo_gateway --no-auth)"
   [signature]="**signature only** (the ceiling)"
@@ -135,12 +139,18 @@ declare -A FILE_OF=([one]="$WORK/one.txt" [rs]="$WORK/idp/rs256.txt" [es]="$WORK
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 AUTH=(--jwks-uri "$JWKS_URI" --issuer "$ISSUER" --audience "$AUDIENCE" --require-scope "$SCOPE" --listen 127.0.0.1:0)
-start_server none "$BIN/echo_gateway" --no-auth --listen 127.0.0.1:0
+wanted none && start_server none "$BIN/echo_gateway" --no-auth --listen 127.0.0.1:0
 start_server signature "$BIN/signature_only" --jwks "$WORK/idp/jwks.json" --listen 127.0.0.1:0
-start_server handwritten "$BIN/handwritten_jsonwebtoken" --jwks "$WORK/idp/jwks.json" \
+wanted handwritten && start_server handwritten "$BIN/handwritten_jsonwebtoken" --jwks "$WORK/idp/jwks.json" \
   --issuer "$ISSUER" --audience "$AUDIENCE" --require-scope "$SCOPE" --listen 127.0.0.1:0
-start_server layer "$BIN/echo_gateway" "${AUTH[@]}"
-start_server layer_cache "$BIN/echo_gateway" "${AUTH[@]}" --token-cache "$CACHE"
+wanted layer && start_server layer "$BIN/echo_gateway" "${AUTH[@]}"
+wanted layer_cache && start_server layer_cache "$BIN/echo_gateway" "${AUTH[@]}" --token-cache "$CACHE"
+# Another build of echo_gateway (an older commit, say), measured in the same rounds.
+if [ -n "${BASELINE_GATEWAY:-}" ]; then
+  SERVERS+=(baseline)
+  LABEL[baseline]="echo_gateway, cache off ($BASELINE_GATEWAY)"
+  start_server baseline "$BASELINE_GATEWAY" "${AUTH[@]}"
+fi
 
 declare -A RPS CPU
 STEALS=""
@@ -167,7 +177,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 for name in "${SERVERS[@]}"; do stop_server "$name"; done
-if grep -q "token cache" "$WORK/layer_cache.err"; then grep "token cache" "$WORK/layer_cache.err" >&2; fi
+if wanted layer_cache && grep -q "token cache" "$WORK/layer_cache.err"; then grep "token cache" "$WORK/layer_cache.err" >&2; fi
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # spread TABLE A B SCENARIO: the per-round ratios of A to B ("RPS": A ÷ B; "CPU": B ÷ A, the
@@ -203,6 +213,6 @@ for name in "${SERVERS[@]}"; do
   printf '| %s | %s | %s | %s |\n' "${LABEL[$name]}" "$(cell "$name" rs)" "$(cell "$name" es)" "$(cell "$name" one)"
 done
 echo
-echo "echo_gateway (cache off) against the signature-only server, per round, median (min–max):"
-echo "- CPU per request (signature only ÷ echo_gateway): distinct RS256 $(spread CPU layer signature rs); distinct ES256 $(spread CPU layer signature es); one RS256 token $(spread CPU layer signature one)."
-echo "- requests/s (echo_gateway ÷ signature only): distinct RS256 $(spread RPS layer signature rs); distinct ES256 $(spread RPS layer signature es); one RS256 token $(spread RPS layer signature one)."
+wanted layer && echo "echo_gateway (cache off) against the signature-only server, per round, median (min–max):"
+wanted layer && echo "- CPU per request (signature only ÷ echo_gateway): distinct RS256 $(spread CPU layer signature rs); distinct ES256 $(spread CPU layer signature es); one RS256 token $(spread CPU layer signature one)."
+wanted layer && echo "- requests/s (echo_gateway ÷ signature only): distinct RS256 $(spread RPS layer signature rs); distinct ES256 $(spread RPS layer signature es); one RS256 token $(spread RPS layer signature one)."

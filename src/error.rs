@@ -301,6 +301,10 @@ struct Inner {
 }
 
 impl JwtError {
+    // The constructors are cold and out of line: a refusal is the rare path, and keeping their
+    // code out of the request path keeps that path small in the instruction cache.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn new(kind: JwtErrorKind) -> Self {
         JwtError {
             inner: Arc::new(Inner {
@@ -312,6 +316,8 @@ impl JwtError {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn with_detail(kind: JwtErrorKind, detail: impl Into<Cow<'static, str>>) -> Self {
         JwtError {
             inner: Arc::new(Inner {
@@ -323,6 +329,8 @@ impl JwtError {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn insufficient(detail: String, required_scopes: Option<String>) -> Self {
         JwtError {
             inner: Arc::new(Inner {

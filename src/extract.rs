@@ -47,6 +47,8 @@ impl Default for TokenLocations {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn invalid_request(detail: &'static str) -> JwtError {
     JwtError::with_detail(JwtErrorKind::InvalidRequest, detail)
 }

@@ -45,6 +45,19 @@ pub(crate) struct Member<'a> {
     pub(crate) key_escaped: bool,
     /// The value's text, without surrounding whitespace.
     pub(crate) value: &'a str,
+    /// The value is a string without escapes.
+    pub(crate) value_plain: bool,
+}
+
+impl<'a> Member<'a> {
+    /// The value's content when it is a string without escapes (no decoding needed).
+    #[inline]
+    pub(crate) fn plain(&self) -> Option<&'a str> {
+        match self.value_plain {
+            true => self.value.get(1..self.value.len().saturating_sub(1)),
+            false => None,
+        }
+    }
 }
 
 /// One member name seen in an object, for the duplicate check: its span in the text, whether
@@ -114,7 +127,7 @@ fn same_name(text: &[u8], a: Name, b: Name) -> bool {
 pub(crate) fn members<'a>(
     text: &'a str,
     unique: bool,
-    each: impl FnMut(Member<'a>),
+    mut each: impl FnMut(Member<'a>),
 ) -> Result<(), ScanError> {
     let mut s = Scanner {
         b: text.as_bytes(),
@@ -123,27 +136,23 @@ pub(crate) fn members<'a>(
         reason: ScanError::Syntax,
         unique,
     };
-    let result = match unique {
-        true => scan_members::<true>(&mut s, text, each),
-        false => scan_members::<false>(&mut s, text, each),
-    };
-    result.map_err(|SyntaxError| s.reason)
+    // One body for both (not a const generic): the request path runs it for the header and the
+    // payload, and one copy of the code stays in the instruction cache better than two.
+    scan_members(&mut s, text, &mut each).map_err(|SyntaxError| s.reason)
 }
 
-fn scan_members<'a, const UNIQUE: bool>(
+fn scan_members<'a>(
     s: &mut Scanner<'_>,
     text: &'a str,
-    mut each: impl FnMut(Member<'a>),
+    each: &mut dyn FnMut(Member<'a>),
 ) -> Result<(), SyntaxError> {
     // The top-level names: a fingerprint mask, and the names themselves (on the stack for the
     // usual payload).
     let mut mask = [0u64; 4];
     let mut all = false;
-    // Without `UNIQUE` nothing is stored: the arrays are empty.
+    let unique = s.unique;
     let mut on_stack = [0u64; STACK_NAMES];
     let mut prints = [0u8; STACK_NAMES];
-    let on_stack = &mut on_stack[..if UNIQUE { STACK_NAMES } else { 0 }];
-    let prints = &mut prints[..if UNIQUE { STACK_NAMES } else { 0 }];
     let mut spilled: Vec<(u64, u8)> = Vec::new();
     let mut count = 0usize;
     s.ws();
@@ -169,7 +178,7 @@ fn scan_members<'a, const UNIQUE: bool>(
             };
             // An escaped name may equal any other: it is compared with all of them, and every
             // later name with it (`all`: an escaped name was seen).
-            if UNIQUE {
+            if unique {
                 let print = fingerprint(key.as_bytes());
                 let (word, bit) = (usize::from(print / 64), 1u64 << (print % 64));
                 if key_escaped || all || mask[word] & bit != 0 {
@@ -201,17 +210,19 @@ fn scan_members<'a, const UNIQUE: bool>(
             s.ws();
             let value_start = s.i;
             // Most members' values are strings: no container bookkeeping for them.
-            if s.peek() == Some(b'"') {
+            let value_plain = if s.peek() == Some(b'"') {
                 s.i += 1;
-                s.string_rest()?;
+                !s.string_rest()?
             } else {
                 s.value()?;
-            }
+                false
+            };
             let value = text.get(value_start..s.i).ok_or(SyntaxError)?;
             each(Member {
                 key,
                 key_escaped,
                 value,
+                value_plain,
             });
             s.ws();
             match s.next() {

@@ -18,6 +18,8 @@ pub(crate) const MAX_HEADER_B64: usize = 1368;
 /// The largest encoded signature accepted (RSA-8192: 1024 bytes).
 pub(crate) const MAX_SIGNATURE_B64: usize = 1366;
 
+#[cold]
+#[inline(never)]
 pub(crate) fn malformed(detail: &'static str) -> JwtError {
     JwtError::with_detail(JwtErrorKind::Malformed, detail)
 }
@@ -34,29 +36,17 @@ pub(crate) struct Segments<'a> {
 
 /// Splits a token into its segments; five segments are a JWE.
 pub(crate) fn split(token: &[u8]) -> Result<Segments<'_>, JwtError> {
+    // The first dot from the front (the header is short), the last from the back (so is the
+    // signature). Dots between them are not looked for here: base64url has none, so a payload
+    // holding one never decodes, and every refusal first asks `extra_segments` why.
     let three = || malformed("a signed token has exactly three segments");
-    // A compact JWS is ASCII; as a `str`, the dots are found with `memchr` / `memrchr`: the
-    // first from the front (the header is short), the last from the back (so is the
-    // signature), then the long payload between them is searched once.
-    let text = std::str::from_utf8(token).map_err(|_| malformed("the token is not ASCII"))?;
-    let d1 = text.find('.').ok_or_else(three)?;
-    let d2 = text.rfind('.').ok_or_else(three)?;
+    let d1 = first_dot(token).ok_or_else(three)?;
+    let d2 = last_dot(token).ok_or_else(three)?;
     if d1 == d2 {
         return Err(three());
     }
-    let payload = &token[d1 + 1..d2];
-    if text[d1 + 1..d2].contains('.') {
-        // Off the fast path: say whether it is an encrypted token (five segments).
-        let dots = payload.iter().filter(|b| **b == b'.').count() + 2;
-        if dots == 4 {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::Encrypted,
-                "five segments (JWE)",
-            ));
-        }
-        return Err(three());
-    }
     let header = &token[..d1];
+    let payload = &token[d1 + 1..d2];
     if header.is_empty() || payload.is_empty() {
         return Err(malformed("empty header or payload segment"));
     }
@@ -68,12 +58,72 @@ pub(crate) fn split(token: &[u8]) -> Result<Segments<'_>, JwtError> {
     })
 }
 
+/// The high bit of every byte of `word` that is a dot, and no other (no carry crosses bytes).
+#[inline]
+fn dots(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let v = word ^ 0x2e2e_2e2e_2e2e_2e2e;
+    !((v & LOW7).wrapping_add(LOW7) | v) & !LOW7
+}
+
+#[inline]
+fn word_at(bytes: &[u8], i: usize) -> Option<u64> {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes.get(i..i + 8)?);
+    Some(u64::from_le_bytes(word))
+}
+
+/// The index of the first `.`, eight bytes at a time.
+fn first_dot(bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(word) = word_at(bytes, i) {
+        let found = dots(word);
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i..].iter().position(|b| *b == b'.').map(|at| i + at)
+}
+
+/// The index of the last `.`, eight bytes at a time from the end.
+fn last_dot(bytes: &[u8]) -> Option<usize> {
+    let mut end = bytes.len();
+    while end >= 8 {
+        let word = word_at(bytes, end - 8)?;
+        let found = dots(word);
+        if found != 0 {
+            return Some(end - 8 + (7 - found.leading_zeros() / 8) as usize);
+        }
+        end -= 8;
+    }
+    bytes[..end].iter().rposition(|b| *b == b'.')
+}
+
+/// The refusal for a token with more than three segments (an encrypted token has five), if it
+/// has more: asked on every refusal of a split token, so that it is the answer whatever else
+/// the extra segments made fail.
+#[cold]
+pub(crate) fn extra_segments(segments: &Segments<'_>) -> Option<JwtError> {
+    let dots = segments.payload.iter().filter(|b| **b == b'.').count();
+    match dots {
+        0 => None,
+        2 => Some(JwtError::with_detail(
+            JwtErrorKind::Encrypted,
+            "five segments (JWE)",
+        )),
+        _ => Some(malformed("a signed token has exactly three segments")),
+    }
+}
+
 /// The request path's base64url: SIMD (AVX2 / SSSE3 / NEON, chosen at run time), unpadded,
 /// and strict: a character outside the URL-safe alphabet, padding, or set trailing bits (a
 /// non-canonical encoding) is an error.
 const B64: base64_simd::Base64 = base64_simd::URL_SAFE_NO_PAD;
 
-/// Decodes canonical unpadded base64url into `out`, returning the decoded length.
+/// Decodes canonical unpadded base64url into `out`, returning the decoded length (the tests'
+/// reference for the other two).
+#[cfg(test)]
 pub(crate) fn b64_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
     let len = decoded_len(input.len())?;
     let out = out.get_mut(..len)?;
@@ -125,10 +175,9 @@ pub(crate) fn b64_standard(text: &str) -> Option<Vec<u8>> {
 /// Decodes canonical unpadded base64url onto the heap, into a vector of exactly the decoded
 /// length (so that `Bytes::from` takes it over without another allocation).
 pub(crate) fn b64_vec(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = vec![0u8; decoded_len(input.len())?];
-    let n = b64_into(input, &mut out)?;
-    out.truncate(n);
-    Some(out)
+    decoded_len(input.len())?;
+    // Into a buffer of the decoded length, not zeroed first.
+    B64.decode_to_vec(input).ok()
 }
 
 /// The text of a JSON string without escapes, straight from a value's raw text (which the
@@ -155,10 +204,11 @@ pub(crate) struct Header<'a> {
 }
 
 /// A JSON string's content from its raw text: borrowed when it has no escapes.
-fn json_string(raw: &str) -> Option<Cow<'_, str>> {
-    if let Some(s) = plain_string(raw) {
+fn json_string<'a>(member: &crate::json::Member<'a>) -> Option<Cow<'a, str>> {
+    if let Some(s) = member.plain() {
         return Some(Cow::Borrowed(s));
     }
+    let raw = member.value;
     if !raw.starts_with('"') {
         return None;
     }
@@ -202,7 +252,7 @@ pub(crate) fn parse_header(json: &[u8]) -> Result<(Header<'_>, Algorithm), JwtEr
         bad |= seen & bit != 0;
         seen |= bit;
         let null = member.value == "null";
-        let string = || json_string(member.value);
+        let string = || json_string(&member);
         match bit {
             1 => match string() {
                 Some(alg) => (header.alg, has_alg) = (alg, true),
@@ -272,10 +322,12 @@ mod tests {
 
     #[test]
     fn five_segments_are_encrypted_tokens() {
+        let segments = split(b"a.b.c.d.e").unwrap();
         assert_eq!(
-            split(b"a.b.c.d.e").unwrap_err().kind(),
+            extra_segments(&segments).unwrap().kind(),
             JwtErrorKind::Encrypted
         );
+        assert!(extra_segments(&split(b"a.b.c").unwrap()).is_none());
     }
 
     #[test]
@@ -290,11 +342,11 @@ mod tests {
             b".b.c",
             b"a..c",
         ] {
-            assert_eq!(
-                split(t).unwrap_err().kind(),
-                JwtErrorKind::Malformed,
-                "{t:?}"
-            );
+            let refusal = match split(t) {
+                Err(e) => e,
+                Ok(segments) => extra_segments(&segments).unwrap(),
+            };
+            assert_eq!(refusal.kind(), JwtErrorKind::Malformed, "{t:?}");
         }
     }
 
@@ -414,6 +466,17 @@ mod base64_agreement {
                 let on_stack = super::b64_stack(input, &mut stack).map(<[u8]>::to_vec);
                 prop_assert_eq!(on_stack, scalar.filter(|v| v.len() <= 1024));
             }
+        }
+
+        /// The word-at-a-time dot search finds what a byte-at-a-time one does, whatever the
+        /// bytes around the dots (`/` and `-` differ from `.` in one bit).
+        #[test]
+        fn dots_are_found_where_they_are(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'.'), Just(b'/'), Just(b'-'), Just(0xae), any::<u8>()], 0..80),
+        ) {
+            prop_assert_eq!(super::first_dot(&bytes), bytes.iter().position(|b| *b == b'.'));
+            prop_assert_eq!(super::last_dot(&bytes), bytes.iter().rposition(|b| *b == b'.'));
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 use crate::issuer::IssuerRule;
 use crate::keys::{KeySet, KeySource, MAX_CANDIDATES, RefreshReason};
-use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64};
+use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64, Segments};
 
 /// Which `typ` header values are accepted.
 #[derive(Debug, Clone)]
@@ -40,7 +40,21 @@ pub(crate) enum TypPolicy {
 }
 
 impl TypPolicy {
+    #[inline]
     fn accepts(&self, typ: Option<&str>) -> bool {
+        match (self, typ) {
+            (TypPolicy::Default, None) | (TypPolicy::Any, _) => true,
+            (TypPolicy::Default, Some(t)) => {
+                t.eq_ignore_ascii_case("JWT")
+                    || t.eq_ignore_ascii_case("at+jwt")
+                    || t.eq_ignore_ascii_case("application/at+jwt")
+            }
+            _ => self.accepts_otherwise(typ),
+        }
+    }
+
+    #[inline(never)]
+    fn accepts_otherwise(&self, typ: Option<&str>) -> bool {
         let strip = |t: &str| -> String {
             let lower = t.to_ascii_lowercase();
             lower
@@ -330,7 +344,18 @@ impl Validator {
             return Err(JwtError::new(JwtErrorKind::TooLarge));
         }
         let seg = token::split(token)?;
+        match self.verify_segments(&seg, may_refresh) {
+            Ok(Step::Done(claims)) => Ok(Step::Done(claims)),
+            // A payload with a dot never decodes, so a token with more than three segments
+            // ends here, whatever failed first: say so.
+            other => match token::extra_segments(&seg) {
+                Some(refusal) => Err(refusal),
+                None => other,
+            },
+        }
+    }
 
+    fn verify_segments(&self, seg: &Segments<'_>, may_refresh: bool) -> Result<Step, JwtError> {
         // Header, decoded on the stack when it fits (nearly always), on the heap beyond: only
         // the token limit above bounds it (an `x5c` chain makes headers of several KiB).
         let mut header_buf = token::stack_buffer();
@@ -389,23 +414,7 @@ impl Validator {
         }
         let tried = budget < MAX_CANDIDATES;
         let Some((source, set, key)) = verified else {
-            // A source without keys yet may hold the token's key: wait for it (unless a key
-            // with the token's own `kid` already refused the signature).
-            if cold && !(tried && kid.is_some()) {
-                return Ok(Step::Refresh(RefreshReason::NoKeys));
-            }
-            if tried {
-                return Err(JwtError::new(JwtErrorKind::InvalidSignature));
-            }
-            // Only a `kid` the sets do not hold asks for fresh keys (rate-limited, and
-            // remembered by the provider); a token without `kid` never does: it can name no
-            // key to look for, so any client could otherwise make every request a refetch.
-            return match kid {
-                Some(kid) if may_refresh => {
-                    Ok(Step::Refresh(RefreshReason::UnknownKid(kid.to_owned())))
-                }
-                _ => Err(JwtError::new(JwtErrorKind::UnknownKey)),
-            };
+            return no_key(kid, cold, tried, may_refresh);
         };
 
         // Claims.
@@ -477,7 +486,13 @@ impl Validator {
         {
             return Ok(());
         }
-        Err(JwtError::with_detail(
+        Err(self.audience_refusal(r))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn audience_refusal(&self, r: &Registered) -> JwtError {
+        JwtError::with_detail(
             JwtErrorKind::InvalidAudience,
             format!(
                 "expected audience {}, found {}",
@@ -487,6 +502,27 @@ impl Validator {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        ))
+        )
+    }
+}
+
+/// What follows when no key verified the signature: a refresh, or the refusal.
+#[cold]
+#[inline(never)]
+fn no_key(kid: Option<&str>, cold: bool, tried: bool, may_refresh: bool) -> Result<Step, JwtError> {
+    // A source without keys yet may hold the token's key: wait for it (unless a key with the
+    // token's own `kid` already refused the signature).
+    if cold && !(tried && kid.is_some()) {
+        return Ok(Step::Refresh(RefreshReason::NoKeys));
+    }
+    if tried {
+        return Err(JwtError::new(JwtErrorKind::InvalidSignature));
+    }
+    // Only a `kid` the sets do not hold asks for fresh keys (rate-limited, and remembered by
+    // the provider); a token without `kid` never does: it can name no key to look for, so any
+    // client could otherwise make every request a refetch.
+    match kid {
+        Some(kid) if may_refresh => Ok(Step::Refresh(RefreshReason::UnknownKid(kid.to_owned()))),
+        _ => Err(JwtError::new(JwtErrorKind::UnknownKey)),
     }
 }

@@ -94,9 +94,15 @@ impl Claims {
         self.inner.layer
     }
 
-    /// The payload's JSON text, exactly as the token carried it.
-    pub fn raw(&self) -> &[u8] {
-        self.inner.registered.payload.as_bytes()
+    /// The payload's JSON text, exactly as the token carried it (the layer checked it is a
+    /// UTF-8 I-JSON object).
+    ///
+    /// ```
+    /// let claims = validate_jwt::Claims::from_unverified_json(br#"{"sub":"alice"}"#).unwrap();
+    /// assert_eq!(claims.raw(), r#"{"sub":"alice"}"#);
+    /// ```
+    pub fn raw(&self) -> &str {
+        &self.inner.registered.payload
     }
 
     /// Deserializes the payload into your own type.

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use serde_json::value::RawValue;
 
 use crate::error::{JwtError, JwtErrorKind};
+use crate::json::Member;
 use crate::token::{malformed, member_name, plain_string};
 
 /// A string claim: where it sits in the payload (the common case: no escapes, so no copy), or
@@ -92,6 +93,8 @@ impl Registered {
 /// The names of the top-level members requirements read, gathered once at build time.
 pub(crate) type Wanted = std::sync::Arc<[Box<str>]>;
 
+#[cold]
+#[inline(never)]
 fn invalid_claim(detail: &'static str) -> JwtError {
     JwtError::with_detail(JwtErrorKind::InvalidClaims, detail)
 }
@@ -114,13 +117,20 @@ fn numeric_date(raw: &str, what: &'static str) -> Result<f64, JwtError> {
 }
 
 /// A string member: a span of `base` (the payload) when it has no escapes.
-fn string_claim(base: &str, raw: &str, what: &'static str) -> Result<Text, JwtError> {
-    if let Some(s) = plain_string(raw) {
+fn string_claim(
+    base: &str,
+    plain: Option<&str>,
+    raw: &str,
+    what: &'static str,
+) -> Result<Text, JwtError> {
+    if let Some(s) = plain {
         // `s` borrows from `base`; its offset is found by address (checked, never assumed).
         let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
         let end = start.wrapping_add(s.len());
         if let (Ok(a), Ok(b)) = (u32::try_from(start), u32::try_from(end))
-            && base.get(start..end) == Some(s)
+            && base
+                .get(start..end)
+                .is_some_and(|t| std::ptr::eq(t.as_ptr(), s.as_ptr()))
         {
             return Ok(Text::Span(a, b));
         }
@@ -131,42 +141,65 @@ fn string_claim(base: &str, raw: &str, what: &'static str) -> Result<Text, JwtEr
 }
 
 /// A captured member as a JSON value.
-fn json_value(raw: &str) -> Result<serde_json::Value, JwtError> {
-    if let Some(s) = plain_string(raw) {
+fn json_value(member: &Member<'_>) -> Result<serde_json::Value, JwtError> {
+    if let Some(s) = member.plain() {
         return Ok(serde_json::Value::String(s.to_owned()));
     }
-    serde_json::from_str(raw).map_err(|_| malformed("the payload is not valid JSON"))
+    serde_json::from_str(member.value).map_err(|_| malformed("the payload is not valid JSON"))
 }
 
 /// The registered claims' bits in the record of members seen.
 fn registered_bit(name: &str) -> Option<u8> {
-    // Every registered name read has three letters: most members are rejected by length.
-    if name.len() != 3 {
+    // Every registered name read has three letters: most members are ruled out by length, the
+    // rest by one comparison of their three bytes.
+    let &[a, b, c] = name.as_bytes() else {
         return None;
-    }
-    Some(match name {
-        "iss" => 1,
-        "sub" => 2,
-        "aud" => 4,
-        "exp" => 8,
-        "nbf" => 16,
-        "iat" => 32,
-        "tid" => 64,
+    };
+    Some(match u32::from_le_bytes([a, b, c, 0]) {
+        n if n == u32::from_le_bytes(*b"iss\0") => 1,
+        n if n == u32::from_le_bytes(*b"sub\0") => 2,
+        n if n == u32::from_le_bytes(*b"aud\0") => 4,
+        n if n == u32::from_le_bytes(*b"exp\0") => 8,
+        n if n == u32::from_le_bytes(*b"nbf\0") => 16,
+        n if n == u32::from_le_bytes(*b"iat\0") => 32,
+        n if n == u32::from_le_bytes(*b"tid\0") => 64,
         _ => return None,
     })
 }
 
 impl Registered {
     /// Stores one registered claim from its raw JSON.
-    fn set(&mut self, base: &str, bit: u8, raw: &str) -> Result<(), JwtError> {
+    fn set(&mut self, base: &str, bit: u8, member: &Member<'_>) -> Result<(), JwtError> {
+        let raw = member.value;
         match bit {
-            1 => self.iss = Some(string_claim(base, raw, "`iss` is not a string")?),
-            2 => self.sub = Some(string_claim(base, raw, "`sub` is not a string")?),
-            4 => self.aud = Some(parse_audiences(base, raw)?),
+            1 => {
+                self.iss = Some(string_claim(
+                    base,
+                    member.plain(),
+                    raw,
+                    "`iss` is not a string",
+                )?)
+            }
+            2 => {
+                self.sub = Some(string_claim(
+                    base,
+                    member.plain(),
+                    raw,
+                    "`sub` is not a string",
+                )?)
+            }
+            4 => self.aud = Some(parse_audiences(base, member)?),
             8 => self.exp = Some(numeric_date(raw, "`exp` is not a NumericDate")?),
             16 => self.nbf = Some(numeric_date(raw, "`nbf` is not a NumericDate")?),
             32 => self.iat = Some(numeric_date(raw, "`iat` is not a NumericDate")?),
-            64 => self.tid = Some(string_claim(base, raw, "`tid` is not a string")?),
+            64 => {
+                self.tid = Some(string_claim(
+                    base,
+                    member.plain(),
+                    raw,
+                    "`tid` is not a string",
+                )?)
+            }
             _ => {}
         }
         Ok(())
@@ -209,11 +242,11 @@ pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Register
         };
         let mut result = Ok(());
         if let Some(bit) = bit {
-            result = r.set(&text, bit, member.value);
+            result = r.set(&text, bit, &member);
         }
         if let Some(i) = wanted_at {
             result = result.and_then(|()| {
-                r.captured.push((i, json_value(member.value)?));
+                r.captured.push((i, json_value(&member)?));
                 Ok(())
             });
         }
@@ -235,16 +268,22 @@ pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Register
     Ok(r)
 }
 
-fn parse_audiences(base: &str, raw: &str) -> Result<Audiences, JwtError> {
+fn parse_audiences(base: &str, member: &Member<'_>) -> Result<Audiences, JwtError> {
     const BAD: &str = "`aud` is not a string or an array of strings";
+    let raw = member.value;
     match raw.as_bytes().first() {
-        Some(b'"') => Ok(Audiences::One(string_claim(base, raw, BAD)?)),
+        Some(b'"') => Ok(Audiences::One(string_claim(
+            base,
+            member.plain(),
+            raw,
+            BAD,
+        )?)),
         Some(b'[') => {
             let many: Vec<&RawValue> = serde_json::from_str(raw).map_err(|_| invalid_claim(BAD))?;
             let many = many
                 .into_iter()
                 .map(|item| match item.get().as_bytes().first() {
-                    Some(b'"') => string_claim(base, item.get(), BAD),
+                    Some(b'"') => string_claim(base, plain_string(item.get()), item.get(), BAD),
                     _ => Err(invalid_claim(BAD)),
                 })
                 .collect::<Result<_, _>>()?;

@@ -133,6 +133,48 @@ impl Key {
     }
 }
 
+/// The hash of the `kid` index: a multiply-rotate over eight bytes at a time, unkeyed. Seeding
+/// (SipHash's defence) is not needed here: the table's entries are the key set's own, at most
+/// [`DEFAULT_MAX_KEYS`] of them, so a token's `kid` can only probe them, never lengthen a chain.
+#[derive(Debug, Default, Clone, Copy)]
+struct KidHash;
+
+impl std::hash::BuildHasher for KidHash {
+    type Hasher = KidHasher;
+    fn build_hasher(&self) -> KidHasher {
+        KidHasher(0)
+    }
+}
+
+struct KidHasher(u64);
+
+impl std::hash::Hasher for KidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(last) ^ (rest.len() as u64) << 59);
+    }
+
+    fn finish(&self) -> u64 {
+        // The table takes its index from the low bits: fold the well-mixed high ones in.
+        self.0 ^ self.0 >> 29
+    }
+}
+
+impl KidHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
 /// How many keys one token is tried against, at most, over all of a layer's key sets (a token
 /// without `kid` is tried against the keys of its algorithm; one with a `kid` against the keys
 /// sharing it).
@@ -146,7 +188,7 @@ pub(crate) const MAX_CANDIDATES: usize = 4;
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<Arc<Key>>,
-    by_kid: HashMap<Box<str>, Vec<usize>>,
+    by_kid: HashMap<Box<str>, Vec<usize>, KidHash>,
     /// The issuers the source published this set for (a discovery document's issuer, a
     /// source's `add_issuer`), when it says.
     issuers: Option<Arc<[IssuerPattern]>>,
@@ -156,7 +198,7 @@ impl KeySet {
     /// A key set from keys.
     pub fn new(keys: impl IntoIterator<Item = Key>) -> Self {
         let keys: Vec<Arc<Key>> = keys.into_iter().map(Arc::new).collect();
-        let mut by_kid: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        let mut by_kid: HashMap<Box<str>, Vec<usize>, KidHash> = HashMap::default();
         for (i, key) in keys.iter().enumerate() {
             if let Some(kid) = &key.kid {
                 by_kid.entry(kid.clone()).or_default().push(i);
@@ -227,29 +269,11 @@ impl KeySet {
         self.by_kid.contains_key(kid)
     }
 
-    /// The keys a token with this `kid` (or without one) and `alg` may be verified with, as
-    /// indices into the set.
-    #[inline]
-    fn candidates<'a>(
-        &'a self,
-        kid: Option<&'a str>,
-        alg: Algorithm,
-    ) -> impl Iterator<Item = usize> + 'a {
-        let indices: &[usize] = match kid {
-            Some(kid) => self.by_kid.get(kid).map(Vec::as_slice).unwrap_or(&[]),
-            None => &[],
-        };
-        let kidless = (0..self.keys.len()).filter(move |_| kid.is_none());
-        indices
-            .iter()
-            .copied()
-            .chain(kidless)
-            .filter(move |i| self.keys[*i].supports(alg))
-    }
-
     /// Verifies `signature` with the keys the token may name, at most `budget` of them (the
     /// budget is shared by all of a layer's key sets, [`MAX_CANDIDATES`] per token); the index
-    /// of the key that verified it (see [`key_at`](Self::key_at)).
+    /// of the key that verified it (see [`key_at`](Self::key_at)). With a `kid`, the candidates
+    /// are the keys with that `kid`; without, every key; in document order, and only keys whose
+    /// type does `alg`.
     #[inline]
     pub(crate) fn verify(
         &self,
@@ -259,11 +283,20 @@ impl KeySet {
         signature: &[u8],
         budget: &mut usize,
     ) -> Option<usize> {
-        let allowed = *budget;
-        self.candidates(kid, alg).take(allowed).find(|i| {
+        let mut attempt = |i: usize| -> bool {
+            let Some(key) = self.keys.get(i) else {
+                return false;
+            };
+            if *budget == 0 || !key.supports(alg) {
+                return false;
+            }
             *budget -= 1;
-            self.keys[*i].verify(alg, message, signature)
-        })
+            key.verify(alg, message, signature)
+        };
+        match kid {
+            Some(kid) => self.by_kid.get(kid)?.iter().copied().find(|i| attempt(*i)),
+            None => (0..self.keys.len()).find(|i| attempt(*i)),
+        }
     }
 
     /// The key at `index`.

@@ -211,7 +211,7 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
 
 /// The echo handler used by the tests: answers with the verified claims.
 pub async fn echo(claims: Option<axum::Extension<validate_jwt::Claims>>) -> axum::Json<Value> {
-    let claims = claims.map(|c| serde_json::from_slice::<Value>(c.raw()).unwrap());
+    let claims = claims.map(|c| serde_json::from_str::<Value>(c.raw()).unwrap());
     axum::Json(json!({ "claims": claims }))
 }
 
