@@ -4,9 +4,9 @@
 //! (stale keys while keys are loaded, 503 at cold start).
 //!
 //! Time: the issuer's server keeps real time on its own thread. Fetches are real HTTP, so the
-//! test clock runs normally whenever one may be in flight and is paused only inside [`jump`],
-//! to pass a refresh interval or a retry's backoff without waiting (as `tests/keys_remote.rs`
-//! does). Hangs are cut by a short fetch timeout, in real time. Nothing sleeps.
+//! test clock runs normally whenever one may be in flight and is paused only inside the kit's
+//! `skip_time`, to pass a refresh interval or a retry's backoff without waiting. Hangs are cut
+//! by a short fetch timeout, in real time. Nothing sleeps.
 #![cfg(feature = "test-util")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,7 +16,7 @@ use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 use tower::ServiceExt;
-use validate_jwt::testing::{BadToken, Fault, SigningKey, TestIssuer};
+use validate_jwt::testing::{BadToken, Fault, SigningKey, TestIssuer, skip_time};
 use validate_jwt::{
     Algorithm, AzureAd, Claims, JwtError, JwtErrorKind, KeyErrorKind, KeySource, RemoteJwks,
     Requirement, StaticKeys, ValidateJwtLayer,
@@ -25,25 +25,6 @@ use validate_jwt::{
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const OTHER_TENANT: &str = "22222222-2222-2222-2222-222222222222";
 const API: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
-
-/// Advances the (otherwise running) test clock by `by` in one step, firing the timers due.
-async fn jump(by: Duration) {
-    tokio::time::pause();
-    tokio::time::advance(by).await;
-    tokio::time::resume();
-}
-
-/// Lets the runtime run until `condition` holds (a safety net fails the test after 10 s).
-async fn until(what: &str, condition: impl Fn() -> bool) {
-    let give_up = std::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            std::time::Instant::now() < give_up,
-            "never happened: {what}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
 
 /// What the layer answered a `GET /` with this bearer token.
 #[derive(Debug)]
@@ -477,7 +458,7 @@ async fn a_rotated_key_is_picked_up_on_first_use() {
     // rotation's key, after the on-demand refresh interval).
     issuer.withdraw_old_keys();
     issuer.rotate();
-    jump(Duration::from_secs(31)).await;
+    skip_time(Duration::from_secs(31)).await;
     assert_ok(&call(&layer, &issuer.token().sign()).await);
     assert_eq!(issuer.jwks_requests(), 3);
     assert_refused(&call(&layer, &before).await, JwtErrorKind::UnknownKey);
@@ -539,12 +520,9 @@ async fn while_a_fault_lasts_the_keys_already_loaded_keep_serving() {
         // Once the fault is cleared, the next refresh (a backoff retry, or the new key's after
         // the refresh interval) brings the new key.
         issuer.clear_fault();
-        jump(Duration::from_secs(31)).await;
-        until("a successful fetch", || {
-            keys.status().consecutive_failures() == 0
-        })
-        .await;
+        skip_time(Duration::from_secs(31)).await;
         assert_ok(&call(&layer, &new).await);
+        assert_eq!(keys.status().consecutive_failures(), 0, "{fault:?}");
     }
 }
 
@@ -569,8 +547,9 @@ async fn a_fault_at_cold_start_answers_503_until_it_clears() {
 
         // The first retry after the fault clears (1 s of backoff, at most) serves.
         issuer.clear_fault();
-        jump(Duration::from_secs(2)).await;
-        until("the retry", || keys.status().key_count() == 5).await;
+        skip_time(Duration::from_secs(2)).await;
+        keys.ready().await.unwrap(); // the key source's own `ready` waits for that retry
+        assert_eq!(keys.status().fetches(), 2);
         assert_ok(&call(&layer, &token).await);
     }
 }

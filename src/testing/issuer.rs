@@ -525,11 +525,7 @@ impl TestIssuer {
         tenant_id: impl Into<String>,
         api_client_id: impl Into<String>,
     ) -> TestIssuerBuilder {
-        TestIssuerBuilder::new(Shape::AzureAd {
-            tenant: tenant_id.into(),
-            api: api_client_id.into(),
-            multi_tenant: false,
-        })
+        Self::azure(tenant_id.into(), api_client_id.into(), false)
     }
 
     /// [`azure_ad`](Self::azure_ad) for a multi-tenant API: the same authority, and
@@ -557,10 +553,14 @@ impl TestIssuer {
         tenant_id: impl Into<String>,
         api_client_id: impl Into<String>,
     ) -> TestIssuerBuilder {
+        Self::azure(tenant_id.into(), api_client_id.into(), true)
+    }
+
+    fn azure(tenant: String, api: String, multi_tenant: bool) -> TestIssuerBuilder {
         TestIssuerBuilder::new(Shape::AzureAd {
-            tenant: tenant_id.into(),
-            api: api_client_id.into(),
-            multi_tenant: true,
+            tenant,
+            api,
+            multi_tenant,
         })
     }
 
@@ -590,34 +590,27 @@ impl TestIssuer {
     /// The discovery document's URL, which [`layer_builder`](Self::layer_builder) uses (for Azure
     /// AD, its tenant's, or `organizations`' for a multi-tenant issuer).
     pub fn discovery_url(&self) -> String {
-        match &self.shared.shape {
-            Shape::OpenId => format!("{}/.well-known/openid-configuration", self.shared.base),
-            Shape::AzureAd { .. } => format!(
-                "{}/{}/v2.0/.well-known/openid-configuration",
-                self.shared.base,
-                self.tenant_segment()
-            ),
-        }
+        self.at(
+            "/.well-known/openid-configuration",
+            "v2.0/.well-known/openid-configuration",
+        )
     }
 
     /// The key set's URL (the discovery document's `jwks_uri`).
     pub fn jwks_url(&self) -> String {
-        match &self.shared.shape {
-            Shape::OpenId => format!("{}/jwks", self.shared.base),
-            Shape::AzureAd { .. } => format!(
-                "{}/{}/discovery/v2.0/keys",
-                self.shared.base,
-                self.tenant_segment()
-            ),
-        }
+        self.at("/jwks", "discovery/v2.0/keys")
     }
 
-    fn tenant_segment(&self) -> &str {
+    /// The URL of an OpenID issuer's `path`, or of an Azure AD tenant's (the issuer's own, or
+    /// `organizations` for a multi-tenant one) `azure_path`.
+    fn at(&self, path: &str, azure_path: &str) -> String {
+        let base = &self.shared.base;
         match &self.shared.shape {
+            Shape::OpenId => format!("{base}{path}"),
             Shape::AzureAd {
                 multi_tenant: true, ..
-            } => "organizations",
-            _ => self.shared.home_tenant().unwrap_or_default(),
+            } => format!("{base}/organizations/{azure_path}"),
+            Shape::AzureAd { tenant, .. } => format!("{base}/{tenant}/{azure_path}"),
         }
     }
 

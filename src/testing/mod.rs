@@ -64,10 +64,10 @@
 //! - [`SigningKey`]: a key on its own, for static key configurations and tokens built by hand.
 //!
 //! The issuer's server runs on its own thread and runtime: it keeps real time while a test
-//! pauses Tokio's clock (`tokio::time::pause` with `advance`) to jump over a key set's
-//! lifetime or a retry's backoff, so a test never sleeps. Pause the clock only while no fetch
-//! is in flight: a paused runtime with nothing to do jumps to its next timer, which is then the
-//! fetch's timeout.
+//! moves Tokio's clock over a key set's lifetime, a refresh interval or a retry's backoff with
+//! [`skip_time`], so a test never sleeps.
+
+use std::time::Duration;
 
 mod issuer;
 mod keys;
@@ -79,3 +79,41 @@ pub use issuer::{
 };
 pub use keys::SigningKey;
 pub use token::{BadToken, TokenBuilder};
+
+/// Moves the test's Tokio clock `by` at once, firing the timers that fall due (a layer's key
+/// refresh, the end of a refresh interval, a retry's backoff), then lets it run again.
+///
+/// The clock is paused only for the jump: a paused runtime with nothing to do moves to its next
+/// timer, which while a fetch is in flight is the fetch's timeout, so a test that kept the clock
+/// paused would see healthy fetches time out. Like `tokio::time::pause`, it needs a
+/// current-thread runtime (`#[tokio::test]`'s) whose clock is running (not `start_paused`).
+///
+/// ```
+/// use std::time::Duration;
+/// use validate_jwt::JwtErrorKind;
+/// use validate_jwt::testing::{TestIssuer, skip_time};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TestIssuer::start()?;
+/// let layer = issuer.layer_builder().build()?;
+/// layer.ready().await?;
+/// issuer.rotate();
+/// layer.validate_token(&issuer.token().sign()).await?; // a new key: fetched at once
+///
+/// // Another new key within the 30 s refresh interval is not fetched for...
+/// issuer.rotate();
+/// let token = issuer.token().sign();
+/// let err = layer.validate_token(&token).await.unwrap_err();
+/// assert_eq!(err.kind(), JwtErrorKind::UnknownKey);
+/// // ...until the interval has passed.
+/// skip_time(Duration::from_secs(30)).await;
+/// layer.validate_token(&token).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn skip_time(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}

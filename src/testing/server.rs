@@ -40,11 +40,8 @@ pub(super) trait Site: Send + Sync + 'static {
 /// The body of [`Fault::InvalidJson`]: a key set cut short.
 const INVALID_JSON: &str = "{\"keys\": [{\"kty\": \"RSA\", \"n\": ";
 
-/// A running server; stops when dropped.
-pub(super) struct Server {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+/// A running server: the way to stop it and its thread. It stops when dropped.
+pub(super) struct Server(Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>);
 
 impl Server {
     /// Serves `site` on `listener`, which must be non-blocking.
@@ -74,19 +71,14 @@ impl Server {
                 // Hanging answers and open connections are dropped, not awaited.
                 runtime.shutdown_background();
             })?;
-        Ok(Server {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(Server(Some((stop, thread))))
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        if let Some((stop, thread)) = self.0.take() {
             let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
