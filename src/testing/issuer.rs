@@ -155,26 +155,28 @@ impl Shared {
         }
     }
 
-    /// The key that signs `alg` tokens: the current published key of that algorithm (the
-    /// Ed25519 key for either name), the HMAC secret for HS*, or else a key the issuer does not
-    /// publish.
-    pub(super) fn signing_key(&self, alg: Algorithm) -> SigningKey {
-        let wanted = if alg == Algorithm::Ed25519 {
-            Algorithm::EdDSA
-        } else {
-            alg
-        };
-        if alg.family() == KeyFamily::Hmac
-            && let Some(hmac) = &self.hmac
-        {
-            return hmac.clone();
+    /// The current published key for `alg` (the Ed25519 key for either name; the HMAC secret
+    /// for HS*), if the issuer has one.
+    pub(super) fn published_key(&self, alg: Algorithm) -> Option<SigningKey> {
+        if alg.family() == KeyFamily::Hmac {
+            return self.hmac.clone();
         }
-        let published = lock(&self.keys)
-            .current
+        let wanted = match alg {
+            Algorithm::Ed25519 => Algorithm::EdDSA,
+            alg => alg,
+        };
+        let keys = lock(&self.keys);
+        keys.current
             .iter()
             .find(|k| k.algorithm() == wanted)
-            .cloned();
-        published.unwrap_or_else(|| self.stranger(alg))
+            .cloned()
+    }
+
+    /// The key that signs `alg` tokens: the published one, or else a key the issuer does not
+    /// publish.
+    pub(super) fn signing_key(&self, alg: Algorithm) -> SigningKey {
+        self.published_key(alg)
+            .unwrap_or_else(|| self.stranger(alg))
     }
 
     /// A key of `alg` that no key set of this issuer holds.
@@ -214,8 +216,9 @@ impl Shared {
 
     fn discovery(&self, tenant: Option<&str>) -> Value {
         let algorithms: Vec<&str> = self.algorithms.iter().map(|a| a.as_str()).collect();
-        let (issuer, root) = match tenant {
-            None => (self.base.clone(), self.base.clone()),
+        let base = &self.base;
+        let (issuer, jwks_uri, endpoints, subjects) = match tenant {
+            None => (base.clone(), format!("{base}/jwks"), base.clone(), "public"),
             Some(tenant) => {
                 let issuer_tenant = match AZURE_MULTI_TENANT.contains(&tenant) {
                     true => "{tenantid}",
@@ -223,21 +226,20 @@ impl Shared {
                 };
                 (
                     self.issuer_for(issuer_tenant, false),
-                    format!("{}/{tenant}", self.base),
+                    format!("{base}/{tenant}/discovery/v2.0/keys"),
+                    format!("{base}/{tenant}/oauth2/v2.0"),
+                    "pairwise",
                 )
             }
         };
-        let jwks_uri = match tenant {
-            None => format!("{root}/jwks"),
-            Some(_) => format!("{root}/discovery/v2.0/keys"),
-        };
+        // The members OpenID Connect Discovery requires; only `jwks_uri` is served.
         json!({
             "issuer": issuer,
             "jwks_uri": jwks_uri,
-            "authorization_endpoint": format!("{root}/oauth2/v2.0/authorize"),
-            "token_endpoint": format!("{root}/oauth2/v2.0/token"),
+            "authorization_endpoint": format!("{endpoints}/authorize"),
+            "token_endpoint": format!("{endpoints}/token"),
             "response_types_supported": ["code", "id_token", "code id_token", "token id_token"],
-            "subject_types_supported": ["pairwise"],
+            "subject_types_supported": [subjects],
             "id_token_signing_alg_values_supported": algorithms,
         })
     }
@@ -412,13 +414,16 @@ impl TestIssuerBuilder {
     pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms.clear();
         for alg in algorithms {
-            match alg.family() {
-                KeyFamily::Hmac => self.hmac = true,
-                _ if alg == Algorithm::Ed25519 => self.algorithms.push(Algorithm::EdDSA),
-                _ => self.algorithms.push(alg),
+            let alg = match alg {
+                Algorithm::Ed25519 => Algorithm::EdDSA,
+                alg => alg,
+            };
+            if alg.family() == KeyFamily::Hmac {
+                self.hmac = true;
+            } else if !self.algorithms.contains(&alg) {
+                self.algorithms.push(alg);
             }
         }
-        self.algorithms.dedup();
         self
     }
 
@@ -622,13 +627,7 @@ impl TestIssuer {
     /// The current key for `alg` (the Ed25519 key for `EdDSA` and `Ed25519`, the secret for
     /// HS*), for tests that build tokens byte by byte; `None` when the issuer has none.
     pub fn signing_key(&self, alg: Algorithm) -> Option<SigningKey> {
-        let key = self.shared.signing_key(alg);
-        let published = lock(&self.shared.keys)
-            .current
-            .iter()
-            .any(|k| k.kid() == key.kid());
-        let hmac = self.shared.hmac.as_ref().map(SigningKey::kid) == Some(key.kid());
-        (published || hmac).then_some(key)
+        self.shared.published_key(alg)
     }
 
     /// The HS256 secret, with [`with_hs256`](TestIssuerBuilder::with_hs256).

@@ -44,24 +44,35 @@ const INVALID_JSON: &str = "{\"keys\": [{\"kty\": \"RSA\", \"n\": ";
 pub(super) struct Server(Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>);
 
 impl Server {
-    /// Serves `site` on `listener`, which must be non-blocking.
+    /// Serves `site` on `listener`, which must be non-blocking. Returns once the server's
+    /// runtime is up (its thread builds it, so that no runtime is ever dropped in the caller's,
+    /// which may be async).
     pub(super) fn spawn(listener: std::net::TcpListener, site: Arc<dyn Site>) -> io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let listener = {
-            let _entered = runtime.enter();
-            tokio::net::TcpListener::from_std(listener)?
-        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let gate = Gate {
-            listener,
-            site: site.clone(),
-        };
-        let app = Router::new().fallback(answer).with_state(site);
+        let (started, up) = std::sync::mpsc::channel::<io::Result<()>>();
         let thread = std::thread::Builder::new()
             .name("validate-jwt-test-issuer".into())
             .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let runtime = match runtime {
+                    Ok(runtime) => runtime,
+                    Err(e) => return drop(started.send(Err(e))),
+                };
+                let listener = {
+                    let _entered = runtime.enter();
+                    tokio::net::TcpListener::from_std(listener)
+                };
+                let gate = match listener {
+                    Ok(listener) => Gate {
+                        listener,
+                        site: site.clone(),
+                    },
+                    Err(e) => return drop(started.send(Err(e))),
+                };
+                let _ = started.send(Ok(()));
+                let app = Router::new().fallback(answer).with_state(site);
                 runtime.block_on(async move {
                     tokio::select! {
                         _ = axum::serve(gate, app) => {}
@@ -71,7 +82,11 @@ impl Server {
                 // Hanging answers and open connections are dropped, not awaited.
                 runtime.shutdown_background();
             })?;
-        Ok(Server(Some((stop, thread))))
+        let server = Server(Some((stop, thread)));
+        match up.recv() {
+            Ok(result) => result.map(|()| server),
+            Err(_) => Err(io::Error::other("the test issuer's thread ended")),
+        }
     }
 }
 

@@ -50,8 +50,8 @@ pub enum BadToken {
     UnknownKey,
     /// `"alg": "none"` and no signature. Kind: [`JwtErrorKind::UnsupportedAlgorithm`].
     AlgNone,
-    /// Signed, then its payload changed (`sub` became `admin`) with the signature kept.
-    /// Kind: [`JwtErrorKind::InvalidSignature`].
+    /// Signed, then its payload changed (`sub` became `admin`, or `root` if it was `admin`)
+    /// with the signature kept. Kind: [`JwtErrorKind::InvalidSignature`].
     TamperedPayload,
 }
 
@@ -379,7 +379,11 @@ impl TokenBuilder {
             }
             BadToken::TamperedPayload => {
                 let token = signed(&key, &header, &claims);
-                claims.insert("sub".into(), json!("admin"));
+                let raised = match claims.get("sub").and_then(Value::as_str) {
+                    Some("admin") => "root",
+                    _ => "admin",
+                };
+                claims.insert("sub".into(), json!(raised));
                 let mut segments = token.split('.');
                 let (head, _, signature) = (segments.next(), segments.next(), segments.next());
                 return format!(
