@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! cargo test --example testing_tonic     # the tests at the bottom (CI runs them)
-//! DISCOVERY_URL=https://login.microsoftonline.com/<tenant>/v2.0/.well-known/openid-configuration \
-//! AUDIENCE=api://<backend-app-id> cargo run --example testing_tonic
+//! cargo run --example testing_tonic -- \
+//!     https://login.microsoftonline.com/<tenant>/v2.0/.well-known/openid-configuration \
+//!     api://<backend-app-id>
 //! ```
 
 use std::error::Error;
@@ -35,22 +36,20 @@ pub async fn serve(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let (Ok(discovery_url), Ok(audience)) =
-        (std::env::var("DISCOVERY_URL"), std::env::var("AUDIENCE"))
-    else {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [discovery_url, audience] = args.as_slice() else {
         return Err(
-            "set DISCOVERY_URL and AUDIENCE (or run the tests: cargo test --example testing_tonic)"
+            "usage: cargo run --example testing_tonic -- DISCOVERY_URL AUDIENCE \
+                    (the tests: cargo test --example testing_tonic)"
                 .into(),
         );
     };
-    let jwt = protect(
-        ValidateJwtLayer::builder()
-            .add_discovery_url(discovery_url)
-            .add_audience(audience),
-    )?;
+    let builder = ValidateJwtLayer::builder()
+        .add_discovery_url(discovery_url)
+        .add_audience(audience);
     let listener = TcpListener::bind("127.0.0.1:50051").await?;
     println!("gRPC health service on {}", listener.local_addr()?);
-    serve(jwt, listener).await?;
+    serve(protect(builder)?, listener).await?;
     Ok(())
 }
 

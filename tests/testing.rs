@@ -317,17 +317,13 @@ async fn bad_tokens_of_every_algorithm_and_shape_are_refused_alike() {
 #[tokio::test]
 async fn azure_tokens_of_both_versions_pass_a_single_tenant_configuration() {
     let issuer = TestIssuer::azure_ad(TENANT, API).start().unwrap();
-    let layer = AzureAd::tenant(TENANT)
+    // Delegated tokens need the scope, application tokens the role.
+    let rule = Requirement::scope_or_app_role(["Files.Read"], ["Files.Read.All"]);
+    let ad = AzureAd::tenant(TENANT)
         .api(API)
-        .allow_client_apps([issuer.client_app()])
-        .authority_host(issuer.url())
-        .builder()
-        .require(Requirement::scope_or_app_role(
-            ["Files.Read"],
-            ["Files.Read.All"],
-        ))
-        .build()
-        .unwrap();
+        .authority_host(issuer.url());
+    let ad = ad.allow_client_apps([issuer.client_app()]);
+    let layer = ad.builder().require(rule).build().unwrap();
     let v2 = issuer.token().scopes(["Files.Read", "User.Read"]).sign();
     let claims = layer.validate_token(&v2).await.unwrap();
     assert_eq!(
