@@ -19,11 +19,11 @@
 use std::error::Error;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use http::header;
 use serde_json::{Value, json};
@@ -123,115 +123,59 @@ async fn echo(request: Request) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Demo mode: an in-process identity provider with fresh Ed25519 and RSA keys, serving OpenID
-/// discovery and a JWKS on loopback, and minting sample tokens.
+/// Demo mode: the test kit's identity provider (`validate_jwt::testing::TestIssuer`) with fresh
+/// Ed25519 and RSA keys, serving OpenID discovery and a JWKS on loopback, and the sample tokens
+/// it signs.
 mod demo {
     use super::*;
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::rsa::KeySize;
-    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
+    use validate_jwt::testing::{BadToken, TestIssuer, TokenBuilder};
 
     pub(super) const AUDIENCE: &str = "api://echo-demo";
     pub(super) const SCOPE: &str = "Echo.Read";
 
-    pub(super) struct Issuer {
-        pub(super) url: String,
-        key: Ed25519KeyPair,
-        rsa: RsaKeyPair,
+    pub(super) fn start() -> Result<TestIssuer, BoxError> {
+        let issuer = TestIssuer::builder()
+            .with_audience(AUDIENCE)
+            .with_algorithms([Algorithm::EdDSA, Algorithm::RS256])
+            .start()?;
+        Ok(issuer)
     }
 
-    fn b64(bytes: impl AsRef<[u8]>) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    fn token(issuer: &TestIssuer, scope: &str) -> TokenBuilder {
+        issuer
+            .token()
+            .alg(Algorithm::EdDSA)
+            .subject("demo-user")
+            .claim("tid", "demo-tenant")
+            .scopes([scope])
     }
 
-    fn rsa_jwk(key: &RsaKeyPair, kid: &str) -> serde_json::Map<String, Value> {
-        let public = key.public_key();
-        let mut jwk = serde_json::Map::new();
-        for (name, value) in [
-            ("kty", json!("RSA")),
-            ("use", json!("sig")),
-            ("alg", json!("RS256")),
-            ("kid", json!(kid)),
-            (
-                "n",
-                json!(b64(public.modulus().big_endian_without_leading_zero())),
-            ),
-            (
-                "e",
-                json!(b64(public.exponent().big_endian_without_leading_zero())),
-            ),
-        ] {
-            jwk.insert(name.to_owned(), value);
-        }
-        jwk
+    pub(super) fn valid(issuer: &TestIssuer, scope: &str) -> String {
+        token(issuer, scope).sign()
     }
 
-    impl Issuer {
-        pub(super) async fn start() -> Result<Issuer, BoxError> {
-            let key = Ed25519KeyPair::generate().map_err(|_| "cannot generate a key")?;
-            let rsa =
-                RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "cannot generate a key")?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let url = format!("http://{}", listener.local_addr()?);
-            let jwks = json!({"keys": [
-                {"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
-                 "kid": "demo-1", "x": b64(key.public_key().as_ref())},
-                Value::from(rsa_jwk(&rsa, "demo-rsa")),
-            ]});
-            let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks"),
-                "id_token_signing_alg_values_supported": ["EdDSA"]});
-            let app = Router::new()
-                .route(
-                    "/.well-known/openid-configuration",
-                    axum::routing::get(move || async move { Json(discovery) }),
-                )
-                .route(
-                    "/jwks",
-                    axum::routing::get(move || async move { Json(jwks) }),
-                );
-            tokio::spawn(async move { axum::serve(listener, app).await });
-            Ok(Issuer { url, key, rsa })
-        }
+    pub(super) fn expired(issuer: &TestIssuer) -> String {
+        token(issuer, SCOPE).sign_bad(BadToken::Expired)
+    }
 
-        fn claims(&self, exp_offset: i64, scope: &str) -> Value {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            json!({"iss": self.url, "aud": AUDIENCE, "sub": "demo-user",
-                "iat": now, "exp": now + exp_offset, "scp": scope, "tid": "demo-tenant"})
-        }
-
-        /// An RS256 token whose header also carries `jwk`, `jku`, `x5u` and a three-certificate
-        /// `x5c` (about 4.5 KB of header, as some identity providers send): the layer reads the
-        /// header, ignores every key-carrying member, and verifies with the JWKS key.
-        pub(super) fn big_header_token(&self) -> Result<String, BoxError> {
-            // Certificate-sized base64 (an RSA-2048 certificate is about 1 KB of DER).
-            let cert = base64::engine::general_purpose::STANDARD.encode([0x30u8; 1000]);
-            let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": "demo-rsa",
-                "jwk": rsa_jwk(&self.rsa, "untrusted"), "jku": "https://attacker.example/jwks",
-                "x5u": "https://attacker.example/cert.pem", "x5c": [cert.clone(), cert.clone(), cert]});
-            let claims = self.claims(3600, SCOPE);
-            let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
-            let mut sig = vec![0; self.rsa.public_modulus_len()];
-            self.rsa
-                .sign(
-                    &RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    input.as_bytes(),
-                    &mut sig,
-                )
-                .map_err(|_| "cannot sign")?;
-            Ok(format!("{input}.{}", b64(sig)))
-        }
-
-        pub(super) fn token(&self, exp_offset: i64, scope: &str) -> String {
-            let header = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "demo-1"});
-            let claims = self.claims(exp_offset, scope);
-            let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
-            let sig = self.key.sign(input.as_bytes());
-            format!("{input}.{}", b64(sig.as_ref()))
-        }
+    /// An RS256 token whose header also carries `jwk`, `jku`, `x5u` and a three-certificate
+    /// `x5c` (about 4.5 KB of header, as some identity providers send): the layer reads the
+    /// header, ignores every key-carrying member, and verifies with the JWKS key.
+    pub(super) fn big_header_token(issuer: &TestIssuer) -> Result<String, BoxError> {
+        // Certificate-sized base64 (an RSA-2048 certificate is about 1 KB of DER).
+        let cert = base64::engine::general_purpose::STANDARD.encode([0x30u8; 1000]);
+        let mut jwk = issuer
+            .signing_key(Algorithm::RS256)
+            .ok_or("the demo issuer has an RSA key")?
+            .jwk();
+        jwk["kid"] = json!("untrusted");
+        Ok(token(issuer, SCOPE)
+            .alg(Algorithm::RS256)
+            .header("jwk", jwk)
+            .header("jku", "https://attacker.example/jwks")
+            .header("x5u", "https://attacker.example/cert.pem")
+            .header("x5c", json!([cert.clone(), cert.clone(), cert]))
+            .sign())
     }
 }
 
@@ -262,9 +206,8 @@ async fn run() -> Result<(), BoxError> {
         return Ok(());
     }
     let demo = if args.openid_config.is_empty() && args.jwks_uri.is_empty() {
-        let issuer = demo::Issuer::start().await?;
-        args.openid_config
-            .push(format!("{}/.well-known/openid-configuration", issuer.url));
+        let issuer = demo::start()?;
+        args.openid_config.push(issuer.discovery_url());
         if args.audience.is_empty() {
             args.audience.push(demo::AUDIENCE.into());
         }
@@ -332,12 +275,12 @@ async fn run() -> Result<(), BoxError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on http://{addr}")?;
     if let Some(issuer) = &demo {
-        let valid = issuer.token(3600, demo::SCOPE);
-        let expired = issuer.token(-3600, demo::SCOPE);
-        let no_scope = issuer.token(3600, "Other.Scope");
+        let valid = demo::valid(issuer, demo::SCOPE);
+        let expired = demo::expired(issuer);
+        let no_scope = demo::valid(issuer, "Other.Scope");
         eprintln!(
             "demo mode: an in-process identity provider at {} signs the tokens below.",
-            issuer.url
+            issuer.url()
         );
         eprintln!("\nvalid token:\n{valid}\n\nexpired token:\n{expired}\n");
         eprintln!("# 200, the echo of your request and the token's claims:");
@@ -351,7 +294,7 @@ async fn run() -> Result<(), BoxError> {
             demo::SCOPE
         );
         eprintln!("curl -i -H 'Authorization: Bearer {no_scope}' http://{addr}/hello");
-        let big = issuer.big_header_token()?;
+        let big = demo::big_header_token(issuer)?;
         eprintln!(
             "# 200, an RS256 token whose {}-byte header also carries jwk, jku, x5u and a \
              three-certificate x5c (read, and its keys ignored):",

@@ -103,6 +103,7 @@
 //! | `aws-lc-rs` | yes | signatures with aws-lc-rs, keys parsed once (the fast backend) |
 //! | `rust-crypto` | no | signatures with the pure-Rust RustCrypto crates; if both are on, aws-lc-rs is used |
 //! | `axum` | no | the `validate_jwt::axum::Verified` extractor (typed or untyped claims) |
+//! | `test-util` | no | `validate_jwt::testing`: a local identity provider and its tokens, for your tests (never in production) |
 //!
 //! The README has the Azure AD walkthrough, the performance figures and how they were measured.
 #![forbid(unsafe_code)]
@@ -128,6 +129,8 @@ mod keys;
 mod layer;
 mod require;
 mod response;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod token;
 mod validate;
 

@@ -1,16 +1,20 @@
-//! Azure AD (Entra ID): a local stand-in serving Azure-shaped discovery documents and JWKS
-//! (tenant, `organizations` and `common` endpoints; per-key `issuer`; `x5t` + `kid`), tokens of
-//! both versions signed with our own keys.
+//! Azure AD (Entra ID) against the test kit's Azure AD authority (`TestIssuer::azure_ad`:
+//! tenant, `organizations` and `common` endpoints, keys carrying the `{tenantid}` template
+//! issuer, `x5t` + `kid`), with tokens of both versions; and one crafted key set, for a key
+//! bound to one tenant.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/key_server.rs"]
+mod key_server;
 
 use axum::Router;
-use axum::extract::Path;
 use axum::routing::get;
 use common::*;
+use key_server::KeyServer;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use validate_jwt::testing::TestIssuer;
 use validate_jwt::{AzureAd, JwtError, JwtErrorKind, KeySet, Requirement, ValidateJwtLayer};
 
 const TENANT_A: &str = "11111111-1111-1111-1111-111111111111";
@@ -18,71 +22,27 @@ const TENANT_B: &str = "22222222-2222-2222-2222-222222222222";
 const API: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
 const CLIENT: &str = "9b7e2d4a-1c3f-4e5d-8a6b-0f1e2d3c4b5a";
 
-struct Idp {
-    base: String,
-    common_key: TestKey,
-    tenant_a_key: TestKey,
+/// An Azure AD authority whose tokens come from tenant A's `CLIENT`, for `API`.
+fn authority() -> TestIssuer {
+    TestIssuer::azure_ad(TENANT_A, API)
+        .with_client_app(CLIENT)
+        .start()
+        .unwrap()
 }
 
-async fn idp() -> Idp {
-    let common_key = TestKey::rsa("common-key", "RS256");
-    let tenant_a_key = TestKey::rsa("tenant-a-key", "RS256");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut k1 = common_key.jwk(false);
-    k1["x5t"] = json!("x5t-common");
-    k1["issuer"] = json!(format!("{base}/{{tenantid}}/v2.0"));
-    let mut k2 = tenant_a_key.jwk(false);
-    k2["x5t"] = json!("x5t-a");
-    k2["issuer"] = json!(format!("{base}/{TENANT_A}/v2.0"));
-    let jwks = json!({ "keys": [k1, k2] });
-    let b = base.clone();
-    let app = Router::new()
-        .route(
-            "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(move |Path(tenant): Path<String>| {
-                let b = b.clone();
-                async move {
-                    let issuer_tenant = if tenant == "organizations" || tenant == "common" {
-                        "{tenantid}".to_owned()
-                    } else {
-                        tenant.clone()
-                    };
-                    axum::Json(json!({
-                        "issuer": format!("{b}/{issuer_tenant}/v2.0"),
-                        "jwks_uri": format!("{b}/{tenant}/discovery/v2.0/keys"),
-                        "token_endpoint": format!("{b}/{tenant}/oauth2/v2.0/token"),
-                    }))
-                }
-            }),
-        )
-        .route(
-            "/{tenant}/discovery/v2.0/keys",
-            get(move || async move { axum::Json(jwks) }),
-        );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Idp {
-        base,
-        common_key,
-        tenant_a_key,
-    }
+/// A delegated v2 token of `tid` (`scp` Files.Read).
+fn v2(issuer: &TestIssuer, tid: &str) -> String {
+    issuer.token().tenant(tid).scopes(["Files.Read"]).sign()
 }
 
-fn v2_claims(base: &str, tid: &str) -> Value {
-    json!({"iss": format!("{base}/{tid}/v2.0"), "aud": API, "tid": tid, "azp": CLIENT, "ver": "2.0",
-           "scp": "Files.Read", "oid": "o", "sub": "s", "exp": now() + 600, "iat": now()})
-}
-
-fn v1_claims(base: &str, tid: &str) -> Value {
-    json!({"iss": format!("{base}/{tid}/"), "aud": format!("api://{API}"), "tid": tid, "appid": CLIENT,
-           "ver": "1.0", "roles": ["Files.Read.All"], "sub": "s", "exp": now() + 600, "iat": now()})
-}
-
-fn token(key: &TestKey, claims: &Value) -> String {
-    key.sign(
-        &json!({"alg": "RS256", "typ": "JWT", "kid": key.kid, "x5t": "x"}),
-        claims,
-    )
+/// An application v1 token of `tid` (`roles` Files.Read.All).
+fn v1(issuer: &TestIssuer, tid: &str) -> String {
+    issuer
+        .token()
+        .tenant(tid)
+        .azure_v1()
+        .roles(["Files.Read.All"])
+        .sign()
 }
 
 /// Calls a router behind `layer`: (status, the refusal's kind and detail).
@@ -110,42 +70,27 @@ async fn layer(ad: AzureAd) -> ValidateJwtLayer {
 
 #[tokio::test]
 async fn a_single_tenant_api_accepts_v1_and_v2_tokens_of_its_tenant() {
-    let idp = idp().await;
-    let l = layer(AzureAd::tenant(TENANT_A).api(API).authority_host(&idp.base)).await;
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_A)))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v1_claims(&idp.base, TENANT_A)))
-            .await
-            .0,
-        200
-    );
-    let (status, err) = call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_B))).await;
+    let idp = authority();
+    let l = layer(AzureAd::tenant(TENANT_A).api(API).authority_host(idp.url())).await;
+    assert_eq!(call(&l, &v2(&idp, TENANT_A)).await.0, 200);
+    assert_eq!(call(&l, &v1(&idp, TENANT_A)).await.0, 200);
+    let (status, err) = call(&l, &v2(&idp, TENANT_B)).await;
     assert_eq!(status, 401);
     assert_eq!(err.unwrap().0, JwtErrorKind::InvalidIssuer);
 }
 
 #[tokio::test]
 async fn a_v2_only_api_refuses_v1_tokens_and_says_why() {
-    let idp = idp().await;
+    let idp = authority();
     let l = layer(
         AzureAd::tenant(TENANT_A)
             .api(API)
-            .authority_host(&idp.base)
+            .authority_host(idp.url())
             .v2_only(),
     )
     .await;
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_A)))
-            .await
-            .0,
-        200
-    );
-    let (status, err) = call(&l, &token(&idp.common_key, &v1_claims(&idp.base, TENANT_A))).await;
+    assert_eq!(call(&l, &v2(&idp, TENANT_A)).await.0, 200);
+    let (status, err) = call(&l, &v1(&idp, TENANT_A)).await;
     assert_eq!(status, 401);
     let (kind, detail) = err.unwrap();
     assert_eq!(kind, JwtErrorKind::InvalidIssuer);
@@ -154,135 +99,112 @@ async fn a_v2_only_api_refuses_v1_tokens_and_says_why() {
 
 #[tokio::test]
 async fn the_tenantid_template_is_resolved_from_tid() {
-    let idp = idp().await;
-    let l = layer(AzureAd::multi_tenant().api(API).authority_host(&idp.base)).await;
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_B)))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v1_claims(&idp.base, TENANT_B)))
-            .await
-            .0,
-        200
-    );
+    let idp = authority();
+    let l = layer(AzureAd::multi_tenant().api(API).authority_host(idp.url())).await;
+    assert_eq!(call(&l, &v2(&idp, TENANT_B)).await.0, 200);
+    assert_eq!(call(&l, &v1(&idp, TENANT_B)).await.0, 200);
     // tid names another tenant than iss.
-    let mut c = v2_claims(&idp.base, TENANT_B);
-    c["tid"] = json!(TENANT_A);
-    let (status, err) = call(&l, &token(&idp.common_key, &c)).await;
+    let mismatched = idp.token().tenant(TENANT_B).claim("tid", TENANT_A).sign();
+    let (status, err) = call(&l, &mismatched).await;
     assert_eq!((status, err.unwrap().0), (401, JwtErrorKind::InvalidIssuer));
     // tid is not a GUID.
-    let mut c = v2_claims(&idp.base, "evil");
-    c["tid"] = json!("evil");
-    assert_eq!(call(&l, &token(&idp.common_key, &c)).await.0, 401);
+    assert_eq!(call(&l, &v2(&idp, "evil")).await.0, 401);
     // no tid at all.
-    let mut c = v2_claims(&idp.base, TENANT_B);
-    c.as_object_mut().unwrap().remove("tid");
-    assert_eq!(call(&l, &token(&idp.common_key, &c)).await.0, 401);
+    let no_tid = idp.token().tenant(TENANT_B).without_claim("tid").sign();
+    assert_eq!(call(&l, &no_tid).await.0, 401);
 }
 
 #[tokio::test]
 async fn the_common_endpoint_works_like_organizations() {
-    let idp = idp().await;
-    let l = layer(AzureAd::common().api(API).authority_host(&idp.base)).await;
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_B)))
-            .await
-            .0,
-        200
-    );
+    let idp = authority();
+    let l = layer(AzureAd::common().api(API).authority_host(idp.url())).await;
+    assert_eq!(call(&l, &v2(&idp, TENANT_B)).await.0, 200);
 }
 
 #[tokio::test]
 async fn tenants_outside_the_allow_list_are_refused() {
-    let idp = idp().await;
+    let idp = authority();
     let l = layer(
         AzureAd::multi_tenant()
             .api(API)
-            .authority_host(&idp.base)
+            .authority_host(idp.url())
             .allow_tenants([TENANT_A]),
     )
     .await;
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_A)))
-            .await
-            .0,
-        200
-    );
-    let (status, err) = call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_B))).await;
+    assert_eq!(call(&l, &v2(&idp, TENANT_A)).await.0, 200);
+    let (status, err) = call(&l, &v2(&idp, TENANT_B)).await;
     assert_eq!(status, 401);
     assert!(err.unwrap().1.contains("tenant"));
 }
 
+fn claims_of(base: &str, tid: &str, v1: bool) -> Value {
+    let iss = match v1 {
+        true => format!("{base}/{tid}/"),
+        false => format!("{base}/{tid}/v2.0"),
+    };
+    json!({"iss": iss, "aud": API, "tid": tid, "sub": "s", "exp": now() + 600, "iat": now()})
+}
+
+/// The kit's keys all sign for the template; this one key set, crafted, names one tenant.
 #[tokio::test]
 async fn a_key_bound_to_one_tenant_signs_for_that_tenant_only() {
-    let idp = idp().await;
-    let l = layer(AzureAd::multi_tenant().api(API).authority_host(&idp.base)).await;
+    let key = TestKey::rsa("tenant-a-key", "RS256");
+    let server = KeyServer::start();
+    let base = server.origin();
+    server.serve_discovery(
+        "/organizations/v2.0/.well-known/openid-configuration",
+        &format!("{base}/{{tenantid}}/v2.0"),
+        "/organizations/discovery/v2.0/keys",
+    );
+    let mut jwk = key.jwk(false);
+    jwk["issuer"] = json!(format!("{base}/{TENANT_A}/v2.0"));
+    server.serve_json(
+        "/organizations/discovery/v2.0/keys",
+        &json!({ "keys": [jwk] }),
+    );
+    let l = layer(AzureAd::multi_tenant().api(API).authority_host(&base)).await;
     assert_eq!(
-        call(
-            &l,
-            &token(&idp.tenant_a_key, &v2_claims(&idp.base, TENANT_A))
-        )
-        .await
-        .0,
+        call(&l, &key.token(&claims_of(&base, TENANT_A, false)))
+            .await
+            .0,
         200
     );
     assert_eq!(
-        call(
-            &l,
-            &token(&idp.tenant_a_key, &v1_claims(&idp.base, TENANT_A))
-        )
-        .await
-        .0,
+        call(&l, &key.token(&claims_of(&base, TENANT_A, true)))
+            .await
+            .0,
         200
     );
-    let (status, err) = call(
-        &l,
-        &token(&idp.tenant_a_key, &v2_claims(&idp.base, TENANT_B)),
-    )
-    .await;
+    let (status, err) = call(&l, &key.token(&claims_of(&base, TENANT_B, false))).await;
     assert_eq!(status, 401);
     let (kind, detail) = err.unwrap();
     assert_eq!(kind, JwtErrorKind::InvalidIssuer);
     assert!(detail.contains("signing key belongs to"), "{detail}");
     assert_eq!(
-        call(
-            &l,
-            &token(&idp.tenant_a_key, &v1_claims(&idp.base, TENANT_B))
-        )
-        .await
-        .0,
+        call(&l, &key.token(&claims_of(&base, TENANT_B, true)))
+            .await
+            .0,
         401
     );
 }
 
 #[tokio::test]
 async fn client_applications_are_checked_through_azp_and_appid() {
-    let idp = idp().await;
+    let idp = authority();
     let l = layer(
         AzureAd::tenant(TENANT_A)
             .api(API)
-            .authority_host(&idp.base)
+            .authority_host(idp.url())
             .allow_client_apps([CLIENT]),
     )
     .await;
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_A)))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v1_claims(&idp.base, TENANT_A)))
-            .await
-            .0,
-        200
-    );
-    let mut c = v2_claims(&idp.base, TENANT_A);
-    c["azp"] = json!("00000000-0000-0000-0000-000000000000");
-    let (status, err) = call(&l, &token(&idp.common_key, &c)).await;
+    assert_eq!(call(&l, &v2(&idp, TENANT_A)).await.0, 200);
+    assert_eq!(call(&l, &v1(&idp, TENANT_A)).await.0, 200);
+    let other = idp
+        .token()
+        .client_app("00000000-0000-0000-0000-000000000000")
+        .sign();
+    let (status, err) = call(&l, &other).await;
     assert_eq!(
         (status, err.unwrap().0),
         (403, JwtErrorKind::InsufficientScope)
@@ -291,10 +213,10 @@ async fn client_applications_are_checked_through_azp_and_appid() {
 
 #[tokio::test]
 async fn delegated_tokens_need_a_scope_and_application_tokens_a_role() {
-    let idp = idp().await;
+    let idp = authority();
     let l = AzureAd::tenant(TENANT_A)
         .api(API)
-        .authority_host(&idp.base)
+        .authority_host(idp.url())
         .builder()
         .require(Requirement::scope_or_app_role(
             ["Files.Read"],
@@ -302,34 +224,21 @@ async fn delegated_tokens_need_a_scope_and_application_tokens_a_role() {
         ))
         .build()
         .unwrap();
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v2_claims(&idp.base, TENANT_A)))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        call(&l, &token(&idp.common_key, &v1_claims(&idp.base, TENANT_A)))
-            .await
-            .0,
-        200
-    );
-    let mut neither = v2_claims(&idp.base, TENANT_A);
-    neither.as_object_mut().unwrap().remove("scp");
-    assert_eq!(call(&l, &token(&idp.common_key, &neither)).await.0, 403);
-    let mut wrong = v2_claims(&idp.base, TENANT_A);
-    wrong["scp"] = json!("Files.ReadWrite");
-    assert_eq!(call(&l, &token(&idp.common_key, &wrong)).await.0, 403);
+    assert_eq!(call(&l, &v2(&idp, TENANT_A)).await.0, 200);
+    assert_eq!(call(&l, &v1(&idp, TENANT_A)).await.0, 200);
+    assert_eq!(call(&l, &idp.token().sign()).await.0, 403, "neither");
+    let wrong = idp.token().scopes(["Files.ReadWrite"]).sign();
+    assert_eq!(call(&l, &wrong).await.0, 403);
 }
 
 #[tokio::test]
 async fn audiences_are_the_client_id_and_the_app_id_uri() {
-    let idp = idp().await;
+    let idp = authority();
     let l = layer(
         AzureAd::tenant(TENANT_A)
             .api(API)
             .app_id_uri("https://contoso.example/files")
-            .authority_host(&idp.base),
+            .authority_host(idp.url()),
     )
     .await;
     for aud in [
@@ -337,13 +246,17 @@ async fn audiences_are_the_client_id_and_the_app_id_uri() {
         format!("api://{API}"),
         "https://contoso.example/files".to_owned(),
     ] {
-        let mut c = v2_claims(&idp.base, TENANT_A);
-        c["aud"] = json!(aud);
-        assert_eq!(call(&l, &token(&idp.common_key, &c)).await.0, 200, "{aud}");
+        assert_eq!(
+            call(&l, &idp.token().audience(&aud).sign()).await.0,
+            200,
+            "{aud}"
+        );
     }
-    let mut graph = v2_claims(&idp.base, TENANT_A);
-    graph["aud"] = json!("00000003-0000-0000-c000-000000000000");
-    let (status, err) = call(&l, &token(&idp.common_key, &graph)).await;
+    let graph = idp
+        .token()
+        .audience("00000003-0000-0000-c000-000000000000")
+        .sign();
+    let (status, err) = call(&l, &graph).await;
     assert_eq!(
         (status, err.unwrap().0),
         (401, JwtErrorKind::InvalidAudience)

@@ -5,8 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-#[path = "common/key_server.rs"]
-mod key_server;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,11 +17,12 @@ use axum::body::Body;
 use axum::routing::get;
 use common::*;
 use http_body_util::BodyExt as _;
-use key_server::{Fault, KeyServer};
 use serde_json::{Value, json};
 use tower::{Layer as _, Service as _, ServiceExt as _};
+use validate_jwt::testing::{Fault, TestIssuer};
 use validate_jwt::{
-    AzureAd, ConfigError, JwtError, JwtErrorKind, Requirement, StaticKeys, ValidateJwtLayer,
+    Algorithm, AzureAd, ConfigError, JwtError, JwtErrorKind, Requirement, StaticKeys,
+    ValidateJwtLayer,
 };
 
 fn keys_for(key: &TestKey) -> StaticKeys {
@@ -199,26 +198,29 @@ fn remote_settings_out_of_range_are_build_errors() {
 
 #[tokio::test]
 async fn a_kidless_token_with_a_bad_signature_never_refetches_the_keys() {
-    let key = TestKey::es256("k");
-    let server = KeyServer::start();
-    server.serve_json("/jwks", &jwks(&[&key]));
+    let issuer = TestIssuer::builder()
+        .with_algorithms([Algorithm::ES256])
+        .start()
+        .unwrap();
     let layer = ValidateJwtLayer::builder()
-        .add_jwks_url(server.url("/jwks"))
+        .add_jwks_url(issuer.jwks_url())
         .add_issuer(ISSUER)
         .add_audience(AUDIENCE)
         .build()
         .unwrap();
     layer.ready().await.unwrap();
-    let fetched = server.hits("/jwks");
+    let fetched = issuer.jwks_requests();
     let forger = TestKey::es256("k");
     for _ in 0..5 {
         let token = forger.sign(&json!({"alg": "ES256"}), &claims());
         let answer = call(&layer, &token).await;
         assert_invalid_token(&answer, JwtErrorKind::InvalidSignature);
     }
-    assert_eq!(server.hits("/jwks"), fetched);
+    assert_eq!(issuer.jwks_requests(), fetched);
     // The issuer's own kid-less token still verifies.
-    assert_accepted(&call(&layer, &key.sign(&json!({"alg": "ES256"}), &claims())).await);
+    let key = issuer.signing_key(Algorithm::ES256).unwrap();
+    let kidless = key.sign(&json!({"alg": "ES256"}), &claims()).unwrap();
+    assert_accepted(&call(&layer, &kidless).await);
 }
 
 #[tokio::test]
@@ -250,11 +252,14 @@ async fn a_kidless_token_is_tried_against_four_keys_in_all() {
 
 #[tokio::test(start_paused = true)]
 async fn several_key_sources_are_waited_for_together() {
-    let server = KeyServer::start();
-    server.fault("/a", Some(Fault::Hang));
-    server.fault("/b", Some(Fault::Hang));
-    let remote = |path: &str| {
-        validate_jwt::RemoteJwks::jwks_url(&server.url(path))
+    let hanging = || {
+        let issuer = TestIssuer::start().unwrap();
+        issuer.set_fault(Fault::Hang);
+        issuer
+    };
+    let (a, b) = (hanging(), hanging());
+    let remote = |issuer: &TestIssuer| {
+        validate_jwt::RemoteJwks::jwks_url(&issuer.jwks_url())
             .add_issuer(ISSUER)
             .with_timeout(Duration::from_secs(120))
             .with_connect_timeout(Duration::from_secs(120))
@@ -263,8 +268,8 @@ async fn several_key_sources_are_waited_for_together() {
     };
     let wait = Duration::from_secs(4);
     let layer = ValidateJwtLayer::builder()
-        .add_key_source(remote("/a"))
-        .add_key_source(remote("/b"))
+        .add_key_source(remote(&a))
+        .add_key_source(remote(&b))
         .add_audience(AUDIENCE)
         .with_key_wait(wait)
         .build()

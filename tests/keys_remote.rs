@@ -10,8 +10,8 @@
 //! * the key server runs on its own OS thread and runtime (see `common/key_server.rs`), in
 //!   real time, unaffected by the tests' clocks;
 //! * a test's clock runs normally whenever a fetch may be in flight. It is paused only inside
-//!   [`jump`], which advances it over a TTL or window and resumes it before anything waits on
-//!   I/O; a fetch a jump makes due then runs in real time;
+//!   the test kit's `skip_time` (here `jump`), which advances it over a TTL or window and
+//!   resumes it before anything waits on I/O; a fetch a jump makes due then runs in real time;
 //! * tests wait for background fetches by polling the provider's status between
 //!   `yield_now`s ([`until`]), never by sleeping;
 //! * hangs and slow drips are cut by a short configured timeout (500 ms), in real time.
@@ -28,17 +28,11 @@ use std::time::Duration;
 
 use key_server::{Fault, KeyServer, jwks, rsa_jwk};
 use serde_json::json;
+use validate_jwt::testing::skip_time as jump;
 use validate_jwt::{ConfigError, KeyErrorKind, KeySet, KeySource, RefreshReason, RemoteJwks};
 
 const DISCOVERY: &str = "/.well-known/openid-configuration";
 const KEYS: &str = "/keys";
-
-/// Advances the (otherwise running) clock by `by` in one step, firing the timers due.
-async fn jump(by: Duration) {
-    tokio::time::pause();
-    tokio::time::advance(by).await;
-    tokio::time::resume();
-}
 
 /// Lets the runtime run until `condition` holds (a safety net fails the test after 10 s).
 async fn until(what: &str, condition: impl Fn() -> bool) {

@@ -5,8 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-#[path = "common/key_server.rs"]
-mod key_server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,9 +14,9 @@ use axum::body::Body;
 use axum::routing::get;
 use common::*;
 use http_body_util::BodyExt as _;
-use key_server::KeyServer;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
+use validate_jwt::testing::TestIssuer;
 use validate_jwt::{
     AzureAd, Bytes, ConfigError, JwtError, JwtErrorKind, RemoteJwks, StaticKeys,
     ValidateJwtBuilder, ValidateJwtLayer,
@@ -438,26 +436,20 @@ fn danger_allow_http() {
 
 const TENANT: &str = "11111111-1111-1111-1111-111111111111";
 
-fn azure_server(key: &TestKey) -> KeyServer {
-    let server = KeyServer::start();
-    let base = server.origin();
-    server.serve_json(
-        &format!("/{TENANT}/v2.0/.well-known/openid-configuration"),
-        &json!({"issuer": format!("{base}/{TENANT}/v2.0"), "jwks_uri": server.url("/keys")}),
-    );
-    server.serve_json("/keys", &jwks(&[key]));
-    server
+/// The test kit's Azure AD authority for `TENANT`, its tokens for `AUDIENCE` and `alice`.
+fn azure_authority() -> TestIssuer {
+    TestIssuer::azure_ad(TENANT, "6e74172b-be56-4843-9ff4-e66a39bb12e3")
+        .with_audience(AUDIENCE)
+        .start()
+        .unwrap()
 }
 
-fn azure_token(key: &TestKey, base: &str, v1: bool) -> String {
-    let iss = match v1 {
-        true => format!("{base}/{TENANT}/"),
-        false => format!("{base}/{TENANT}/v2.0"),
-    };
-    key.token(
-        &json!({"iss": iss, "aud": AUDIENCE, "tid": TENANT, "sub": "alice",
-                      "exp": now() + 600}),
-    )
+fn azure_token(issuer: &TestIssuer, v1: bool) -> String {
+    let token = issuer.token().subject("alice");
+    match v1 {
+        true => token.azure_v1().sign(),
+        false => token.sign(),
+    }
 }
 
 async fn azure_layer(ad: AzureAd) -> ValidateJwtLayer {
@@ -468,25 +460,21 @@ async fn azure_layer(ad: AzureAd) -> ValidateJwtLayer {
 
 #[tokio::test]
 async fn azure_v2_only_and_v1_only() {
-    let key = TestKey::rsa("k", "RS256");
-    let server = azure_server(&key);
-    let base = server.origin();
-    let (v1, v2) = (
-        azure_token(&key, &base, true),
-        azure_token(&key, &base, false),
-    );
-    let both = azure_layer(AzureAd::tenant(TENANT).authority_host(&base)).await;
+    let issuer = azure_authority();
+    let base = issuer.url();
+    let (v1, v2) = (azure_token(&issuer, true), azure_token(&issuer, false));
+    let both = azure_layer(AzureAd::tenant(TENANT).authority_host(base)).await;
     assert_accepted(&call(&both, &v1).await);
     assert_accepted(&call(&both, &v2).await);
 
-    let v2_only = azure_layer(AzureAd::tenant(TENANT).authority_host(&base).v2_only()).await;
+    let v2_only = azure_layer(AzureAd::tenant(TENANT).authority_host(base).v2_only()).await;
     assert_accepted(&call(&v2_only, &v2).await);
     let answer = call(&v2_only, &v1).await;
     assert_invalid_token(&answer, JwtErrorKind::InvalidIssuer);
     let detail = answer.error.unwrap().detail().unwrap().to_owned();
     assert!(detail.contains("accessTokenAcceptedVersion"), "{detail}");
 
-    let v1_only = azure_layer(AzureAd::tenant(TENANT).authority_host(&base).v1_only()).await;
+    let v1_only = azure_layer(AzureAd::tenant(TENANT).authority_host(base).v1_only()).await;
     assert_accepted(&call(&v1_only, &v1).await);
     assert_invalid_token(&call(&v1_only, &v2).await, JwtErrorKind::InvalidIssuer);
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use tower::{Layer as _, ServiceExt as _};
+use validate_jwt::testing::TestIssuer;
 use validate_jwt::{
-    Claims, JwtErrorKind, KeySet, KeySource, ManualClock, RefreshFuture, RefreshReason,
+    Algorithm, Claims, JwtErrorKind, KeySet, KeySource, ManualClock, RefreshFuture, RefreshReason,
     Requirement, StaticKeys, ValidateJwtLayer,
 };
 
@@ -424,19 +425,11 @@ async fn clones_of_the_layer_share_one_cache() {
 /// thread's front cache alike.
 #[tokio::test]
 async fn a_remote_key_set_change_reaches_cached_tokens() {
-    let old = TestKey::es256("old");
-    let new = TestKey::es256("new");
-    let served = Arc::new(Mutex::new(jwks(&[&old])));
-    let body = served.clone();
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { axum::Json(body.lock().unwrap().clone()) }
-        }),
-    );
-    let addr = serve(app).await;
-    let provider = validate_jwt::RemoteJwks::jwks_url(&format!("http://{addr}/jwks"))
+    let issuer = TestIssuer::builder()
+        .with_algorithms([Algorithm::ES256])
+        .start()
+        .unwrap();
+    let provider = validate_jwt::RemoteJwks::jwks_url(&issuer.jwks_url())
         .add_issuer(ISSUER)
         .build()
         .unwrap();
@@ -448,7 +441,7 @@ async fn a_remote_key_set_change_reaches_cached_tokens() {
         .unwrap();
     layer.ready().await.unwrap();
     let first_version = provider.key_set_version();
-    let token = old.token(&claims());
+    let token = issuer.token().claims(claims()).sign();
     for _ in 0..3 {
         layer.validate_token(&token).await.unwrap();
     }
@@ -459,8 +452,10 @@ async fn a_remote_key_set_change_reaches_cached_tokens() {
     );
 
     // The old key is rotated out; a token signed by the new one makes the layer fetch the set.
-    *served.lock().unwrap() = jwks(&[&new]);
-    layer.validate_token(&new.token(&claims())).await.unwrap();
+    issuer.rotate();
+    issuer.withdraw_old_keys();
+    let new = issuer.token().claims(claims()).sign();
+    layer.validate_token(&new).await.unwrap();
     assert_ne!(provider.key_set_version(), first_version);
     let err = layer.validate_token(&token).await.unwrap_err();
     assert_eq!(err.kind(), JwtErrorKind::UnknownKey);
@@ -469,19 +464,13 @@ async fn a_remote_key_set_change_reaches_cached_tokens() {
 /// A token validated after a cold start (the layer waited for the key set) is cached too.
 #[tokio::test]
 async fn a_token_validated_after_a_cold_start_is_cached() {
-    let key = TestKey::es256("k1");
-    let body = jwks(&[&key]);
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { axum::Json(body) }
-        }),
-    );
-    let addr = serve(app).await;
+    let issuer = TestIssuer::builder()
+        .with_algorithms([Algorithm::ES256])
+        .start()
+        .unwrap();
     let layer = ValidateJwtLayer::builder()
         .add_key_source(
-            validate_jwt::RemoteJwks::jwks_url(&format!("http://{addr}/jwks"))
+            validate_jwt::RemoteJwks::jwks_url(&issuer.jwks_url())
                 .add_issuer(ISSUER)
                 .build()
                 .unwrap(),
@@ -490,7 +479,7 @@ async fn a_token_validated_after_a_cold_start_is_cached() {
         .with_token_cache(10)
         .build()
         .unwrap();
-    let token = key.token(&claims());
+    let token = issuer.token().claims(claims()).sign();
     // No key set yet: the first request waits for it, and its token is remembered.
     layer.validate_token(&token).await.unwrap();
     assert_eq!(stats(&layer), (1, 0, 1));

@@ -16,6 +16,7 @@ use axum::routing::get;
 use common::*;
 use key_server::KeyServer;
 use serde_json::{Value, json};
+use validate_jwt::testing::TestIssuer;
 use validate_jwt::{
     AzureAd, ConfigError, JwtErrorKind, KeyErrorKind, KeySet, KeySource, RefreshFuture,
     RefreshReason, RemoteJwks, Requirement, StaticKeys, ValidateJwtLayer,
@@ -127,25 +128,6 @@ async fn a_jwk_issuer_narrows_a_remote_source_and_never_widens_it() {
 
 // ---- Entra: a tenant's source and the template on its keys ---------------------------------
 
-/// An Entra-shaped tenant endpoint for tenant T whose keys carry the tenant-independent template
-/// issuer, as Entra's `common` / `organizations` key sets do.
-fn entra_tenant_server(key: &TestKey) -> KeyServer {
-    let server = KeyServer::start();
-    let base = server.origin();
-    server.serve_json(
-        &format!("/{TENANT_T}/v2.0/.well-known/openid-configuration"),
-        &json!({
-            "issuer": format!("{base}/{TENANT_T}/v2.0"),
-            "jwks_uri": server.url(&format!("/{TENANT_T}/discovery/v2.0/keys")),
-        }),
-    );
-    server.serve_json(
-        &format!("/{TENANT_T}/discovery/v2.0/keys"),
-        &json!({ "keys": [jwk_with_issuer(key, &format!("{base}/{{tenantid}}/v2.0"))] }),
-    );
-    server
-}
-
 fn entra_claims(base: &str, tid: &str, v1: bool) -> Value {
     let iss = if v1 {
         format!("{base}/{tid}/")
@@ -156,36 +138,44 @@ fn entra_claims(base: &str, tid: &str, v1: bool) -> Value {
            "exp": now() + 600, "iat": now()})
 }
 
+/// The test kit's Azure AD authority serves tenant T's endpoint with keys carrying the
+/// tenant-independent template issuer, as Entra's key sets do.
 #[tokio::test]
 async fn a_tenant_source_refuses_another_tenants_token_signed_with_a_template_key() {
-    let key = TestKey::rsa("entra", "RS256");
-    let server = entra_tenant_server(&key);
-    let base = server.origin();
-    let url = server.url(&format!(
-        "/{TENANT_T}/v2.0/.well-known/openid-configuration"
-    ));
+    let entra = TestIssuer::azure_ad(TENANT_T, "6e74172b-be56-4843-9ff4-e66a39bb12e3")
+        .with_audience(AUDIENCE)
+        .start()
+        .unwrap();
+    let token = |tid: &str, v1: bool| {
+        let token = entra.token().tenant(tid).subject("alice");
+        if v1 { token.azure_v1() } else { token }.sign()
+    };
 
     // The README's quick start: discovery on the tenant's URL, no `add_issuer`.
     let plain = ValidateJwtLayer::builder()
-        .add_key_source(RemoteJwks::discovery_url(&url).build().unwrap())
+        .add_key_source(
+            RemoteJwks::discovery_url(&entra.discovery_url())
+                .build()
+                .unwrap(),
+        )
         .add_audience(AUDIENCE)
         .build()
         .unwrap();
     plain.ready().await.unwrap();
-    assert_accepted(&call(&plain, &key.token(&entra_claims(&base, TENANT_T, false))).await);
-    assert_wrong_issuer(&call(&plain, &key.token(&entra_claims(&base, TENANT_U, false))).await);
+    assert_accepted(&call(&plain, &token(TENANT_T, false)).await);
+    assert_wrong_issuer(&call(&plain, &token(TENANT_U, false)).await);
 
     // The Azure AD entry point for tenant T: T's v1 and v2 tokens pass, U's of either never.
     let azure = AzureAd::tenant(TENANT_T)
         .app_id_uri(AUDIENCE)
-        .authority_host(&base)
+        .authority_host(entra.url())
         .builder()
         .build()
         .unwrap();
     azure.ready().await.unwrap();
     for v1 in [false, true] {
-        assert_accepted(&call(&azure, &key.token(&entra_claims(&base, TENANT_T, v1))).await);
-        assert_wrong_issuer(&call(&azure, &key.token(&entra_claims(&base, TENANT_U, v1))).await);
+        assert_accepted(&call(&azure, &token(TENANT_T, v1)).await);
+        assert_wrong_issuer(&call(&azure, &token(TENANT_U, v1)).await);
     }
 }
 

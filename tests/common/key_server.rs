@@ -1,5 +1,10 @@
-//! A key server for tests: axum on `127.0.0.1:0` serving discovery documents and key sets,
-//! with switchable faults, `Cache-Control`, `ETag`, and per-path hit counters.
+//! A document server for the key-fetching protocol tests: axum on `127.0.0.1:0` serving any
+//! body at any path (hostile and malformed discovery documents and key sets included), with
+//! byte-level faults (slow drips, cut connections, oversized bodies, delays), `Cache-Control`,
+//! `ETag`, and per-path hit counters. This is what the test kit's issuer
+//! (`validate_jwt::testing::TestIssuer`, a well-behaved identity provider with its own keys and
+//! the faults a user tests against) deliberately cannot do; tests that need a real issuer use
+//! the kit.
 //!
 //! The server runs on its own OS thread with its own multi-threaded Tokio runtime. Tests may
 //! therefore pause and advance *their* runtime's clock without touching the server: it always
@@ -15,15 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _, RsaPublicKeyComponents};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
+use validate_jwt::Algorithm;
+use validate_jwt::testing::SigningKey;
 
 /// Something going wrong at one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,34 +299,16 @@ impl http_body::Body for Chunks {
     }
 }
 
-fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// A fresh Ed25519 public key as a JWK.
+/// A fresh Ed25519 public key as a JWK (without `alg`).
 pub(crate) fn ed25519_jwk(kid: &str) -> Value {
-    let pair = Ed25519KeyPair::generate().unwrap();
-    json!({
-        "kty": "OKP",
-        "crv": "Ed25519",
-        "use": "sig",
-        "kid": kid,
-        "x": b64url(pair.public_key().as_ref()),
-    })
+    let mut jwk = SigningKey::generate(Algorithm::EdDSA).with_kid(kid).jwk();
+    jwk.as_object_mut().unwrap().remove("alg");
+    jwk
 }
 
 /// A fresh 2048-bit RSA public key as a JWK.
 pub(crate) fn rsa_jwk(kid: &str) -> Value {
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let components = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
-    json!({
-        "kty": "RSA",
-        "use": "sig",
-        "alg": "RS256",
-        "kid": kid,
-        "n": b64url(&components.n),
-        "e": b64url(&components.e),
-    })
+    SigningKey::generate(Algorithm::RS256).with_kid(kid).jwk()
 }
 
 /// A JWKS document of fresh Ed25519 keys with these `kid`s.

@@ -1,4 +1,5 @@
-//! Test support: real keys (aws-lc-rs), real signatures, JWKS, and axum servers on 127.0.0.1:0.
+//! Test support: real keys and signatures (the test kit's, `validate_jwt::testing`), the
+//! byte-level token surgery the attack suite needs beyond the kit, and calling a layer.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -10,11 +11,10 @@
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 use base64::Engine as _;
 use serde_json::{Value, json};
+use validate_jwt::Algorithm;
+use validate_jwt::testing::SigningKey;
 
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "api://echo";
@@ -30,118 +30,65 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
-enum Pair {
-    Rsa(RsaKeyPair),
-    Ec256(EcdsaKeyPair),
-    Ec384(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
-    Hmac(Vec<u8>),
-}
-
-/// A signing key with its `kid` and algorithm.
+/// A signing key with its `kid` and algorithm: the kit's [`SigningKey`], named as the tests
+/// name it, signing whatever bytes a test hands it.
 pub struct TestKey {
     pub kid: String,
     pub alg: &'static str,
-    pair: Pair,
+    key: SigningKey,
 }
 
 impl TestKey {
-    pub fn rsa(kid: &str, alg: &'static str) -> Self {
+    fn new(kid: &str, alg: &'static str, key: SigningKey) -> Self {
         TestKey {
             kid: kid.into(),
             alg,
-            pair: Pair::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).unwrap()),
+            key: key.with_kid(kid),
         }
+    }
+
+    fn generate(kid: &str, alg: &'static str) -> Self {
+        Self::new(kid, alg, SigningKey::generate(alg.parse().unwrap()))
+    }
+
+    /// An RSA-2048 key for `alg` (RS* or PS*).
+    pub fn rsa(kid: &str, alg: &'static str) -> Self {
+        Self::generate(kid, alg)
     }
     pub fn es256(kid: &str) -> Self {
-        let p = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        TestKey {
-            kid: kid.into(),
-            alg: "ES256",
-            pair: Pair::Ec256(p),
-        }
+        Self::generate(kid, "ES256")
     }
     pub fn es384(kid: &str) -> Self {
-        let p = EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
-        TestKey {
-            kid: kid.into(),
-            alg: "ES384",
-            pair: Pair::Ec384(p),
-        }
+        Self::generate(kid, "ES384")
     }
     pub fn ed25519(kid: &str) -> Self {
-        TestKey {
-            kid: kid.into(),
-            alg: "EdDSA",
-            pair: Pair::Ed(Ed25519KeyPair::generate().unwrap()),
-        }
+        Self::generate(kid, "EdDSA")
     }
     /// A shared HMAC secret; `alg` is HS256, HS384 or HS512.
     pub fn hmac(kid: &str, alg: &'static str, secret: &[u8]) -> Self {
-        TestKey {
-            kid: kid.into(),
-            alg,
-            pair: Pair::Hmac(secret.to_vec()),
-        }
+        let key = SigningKey::hmac(alg.parse().unwrap(), secret).unwrap();
+        Self::new(kid, alg, key)
     }
 
     /// The public JWK, with `alg` unless `with_alg` is false.
     pub fn jwk(&self, with_alg: bool) -> Value {
-        let mut jwk = match &self.pair {
-            Pair::Rsa(p) => {
-                let pk = p.public_key();
-                json!({"kty":"RSA","n": b64(pk.modulus().big_endian_without_leading_zero()),
-                       "e": b64(pk.exponent().big_endian_without_leading_zero())})
-            }
-            Pair::Ec256(p) | Pair::Ec384(p) => {
-                let point = p.public_key().as_ref();
-                let n = (point.len() - 1) / 2;
-                let crv = if n == 32 { "P-256" } else { "P-384" };
-                json!({"kty":"EC","crv":crv,"x": b64(&point[1..1 + n]),"y": b64(&point[1 + n..])})
-            }
-            Pair::Ed(p) => json!({"kty":"OKP","crv":"Ed25519","x": b64(p.public_key().as_ref())}),
-            Pair::Hmac(secret) => json!({"kty":"oct","k": b64(secret)}),
-        };
-        jwk["kid"] = json!(self.kid);
-        jwk["use"] = json!("sig");
-        if with_alg {
-            jwk["alg"] = json!(self.alg);
+        let mut jwk = self.key.jwk();
+        if !with_alg {
+            jwk.as_object_mut().unwrap().remove("alg");
         }
         jwk
     }
 
-    /// Signs `signing_input` with this key's algorithm (or `alg` for RSA keys).
+    /// Signs `signing_input` with `alg` when this key can (an RSA key any RS*/PS*, an HMAC
+    /// secret any HS*), and with its own algorithm otherwise (whatever `alg` names).
     pub fn sign_raw(&self, alg: &str, signing_input: &[u8]) -> Vec<u8> {
-        let rng = SystemRandom::new();
-        match &self.pair {
-            Pair::Rsa(p) => {
-                let enc: &'static dyn signature::RsaEncoding = match alg {
-                    "RS256" => &signature::RSA_PKCS1_SHA256,
-                    "RS384" => &signature::RSA_PKCS1_SHA384,
-                    "RS512" => &signature::RSA_PKCS1_SHA512,
-                    "PS256" => &signature::RSA_PSS_SHA256,
-                    "PS384" => &signature::RSA_PSS_SHA384,
-                    "PS512" => &signature::RSA_PSS_SHA512,
-                    other => panic!("not an RSA alg: {other}"),
-                };
-                let mut sig = vec![0; p.public_modulus_len()];
-                p.sign(enc, &rng, signing_input, &mut sig).unwrap();
-                sig
-            }
-            Pair::Ec256(p) | Pair::Ec384(p) => {
-                p.sign(&rng, signing_input).unwrap().as_ref().to_vec()
-            }
-            Pair::Ed(p) => p.sign(signing_input).as_ref().to_vec(),
-            Pair::Hmac(secret) => {
-                let alg = match alg {
-                    "HS256" => aws_lc_rs::hmac::HMAC_SHA256,
-                    "HS384" => aws_lc_rs::hmac::HMAC_SHA384,
-                    "HS512" => aws_lc_rs::hmac::HMAC_SHA512,
-                    other => panic!("not an HMAC alg: {other}"),
-                };
-                let key = aws_lc_rs::hmac::Key::new(alg, secret);
-                aws_lc_rs::hmac::sign(&key, signing_input).as_ref().to_vec()
-            }
+        let own = || {
+            let own = self.key.algorithm();
+            self.key.signature(own, signing_input).unwrap()
+        };
+        match alg.parse::<Algorithm>() {
+            Ok(alg) => self.key.signature(alg, signing_input).unwrap_or_else(own),
+            Err(_) => own(),
         }
     }
 
@@ -241,62 +188,40 @@ pub async fn fetch(url: &str, token: Option<&str>) -> (u16, Option<String>, Valu
 impl TestKey {
     /// A P-256 (ES256) key from PKCS#8 DER, for fixtures such as a certificate's private key.
     pub fn es256_from_pkcs8(kid: &str, der: &[u8]) -> Self {
-        let p = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der).unwrap();
-        TestKey {
-            kid: kid.into(),
-            alg: "ES256",
-            pair: Pair::Ec256(p),
-        }
+        let key = SigningKey::from_pkcs8(Algorithm::ES256, der).unwrap();
+        Self::new(kid, "ES256", key)
     }
 
     /// The RSA modulus, big-endian without leading zeros (a JWK's `n`, decoded).
     pub fn rsa_modulus(&self) -> Vec<u8> {
-        match &self.pair {
-            Pair::Rsa(p) => p
-                .public_key()
-                .modulus()
-                .big_endian_without_leading_zero()
-                .to_vec(),
-            _ => panic!("not an RSA key"),
-        }
+        let jwk = self.key.jwk();
+        assert_eq!(jwk["kty"], "RSA", "not an RSA key");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwk["n"].as_str().unwrap())
+            .unwrap()
     }
 
     /// The RSA public key as PKCS#1 `RSAPublicKey` DER.
     pub fn rsa_public_pkcs1_der(&self) -> Vec<u8> {
-        match &self.pair {
-            Pair::Rsa(p) => p.public_key().as_ref().to_vec(),
-            _ => panic!("not an RSA key"),
-        }
+        assert_eq!(self.key.jwk()["kty"], "RSA", "not an RSA key");
+        self.key.public_key_bytes()
     }
 
     /// The uncompressed EC point (`0x04 || x || y`).
     pub fn ec_point(&self) -> Vec<u8> {
-        match &self.pair {
-            Pair::Ec256(p) | Pair::Ec384(p) => p.public_key().as_ref().to_vec(),
-            _ => panic!("not an EC key"),
-        }
+        assert_eq!(self.key.jwk()["kty"], "EC", "not an EC key");
+        self.key.public_key_bytes()
     }
 
-    /// The public key as SubjectPublicKeyInfo DER (RSA or EC).
+    /// The public key as SubjectPublicKeyInfo DER.
     pub fn public_spki_der(&self) -> Vec<u8> {
-        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
-        let der: PublicKeyX509Der<'static> = match &self.pair {
-            Pair::Rsa(p) => p.public_key().as_der().unwrap(),
-            Pair::Ec256(p) | Pair::Ec384(p) => p.public_key().as_der().unwrap(),
-            Pair::Ed(_) | Pair::Hmac(_) => panic!("not needed for Ed25519 or HMAC"),
-        };
-        der.as_ref().to_vec()
+        self.key.public_key_der().expect("not an HMAC secret")
     }
 
     /// The key as aws-lc-rs parses it for verification: RSA as PKCS#1 DER, EC as the
     /// uncompressed point, Ed25519's 32 bytes, an HMAC secret as it is.
     pub fn public_key_bytes(&self) -> Vec<u8> {
-        match &self.pair {
-            Pair::Rsa(p) => p.public_key().as_ref().to_vec(),
-            Pair::Ec256(p) | Pair::Ec384(p) => p.public_key().as_ref().to_vec(),
-            Pair::Ed(p) => p.public_key().as_ref().to_vec(),
-            Pair::Hmac(secret) => secret.clone(),
-        }
+        self.key.public_key_bytes()
     }
 
     /// The public key as a `PUBLIC KEY` PEM document.
