@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::error::Error;
 use std::future::Future;
-use std::pin::Pin;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
