@@ -66,6 +66,14 @@
 //! method: `danger_accept_any_audience`, `danger_accept_any_issuer`, `danger_allow_missing_exp`,
 //! `danger_accept_any_typ`, `danger_allow_http`, `RemoteJwksBuilder::danger_accept_tenant_template`.
 //!
+//! # Claims to the inner service
+//!
+//! [`add_claim_header`](ValidateJwtBuilder::add_claim_header) and
+//! [`with_payload_header`](ValidateJwtBuilder::with_payload_header) write verified claims (or
+//! the whole payload) into request headers for a service that does not read tokens; any
+//! incoming header of those names is removed from every request the layer lets through, so a
+//! client cannot forge them.
+//!
 //! # Public routes
 //!
 //! Routes outside the layer need no token: add them to the router *after* `.layer(jwt)` (axum
@@ -118,6 +126,7 @@ mod clock;
 mod config;
 mod error;
 mod extract;
+mod forward;
 mod future;
 pub mod grpc;
 mod issuer;
@@ -140,6 +149,7 @@ pub use claims::{ClaimRequirement, Claims, Denied, Requirement};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ValidateJwtBuilder};
 pub use error::{ConfigError, JwtError, JwtErrorKind, KeyError, KeyErrorKind};
+pub use forward::ClaimHeaderEncoding;
 pub use future::ResponseFuture;
 pub use keys::{
     DEFAULT_MAX_KEYS, Key, KeySet, KeySource, RefreshFuture, RefreshReason, StaticKeys,
