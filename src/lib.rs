@@ -64,7 +64,8 @@
 //! if its `iss` is in that source's set and matches the key's own JWK `issuer` where it names
 //! one (see [`add_issuer`](ValidateJwtBuilder::add_issuer)). Every loosening is a `danger_*`
 //! method: `danger_accept_any_audience`, `danger_accept_any_issuer`, `danger_allow_missing_exp`,
-//! `danger_accept_any_typ`, `danger_allow_http`, `RemoteJwksBuilder::danger_accept_tenant_template`.
+//! `danger_accept_any_typ`, `danger_allow_http`, `RemoteJwksBuilder::danger_accept_tenant_template`,
+//! `RemoteJwksBuilder::danger_accept_document_issuer`.
 //!
 //! # Claims to the inner service
 //!
