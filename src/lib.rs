@@ -112,12 +112,15 @@
 //! | `aws-lc-rs` | yes | signatures with aws-lc-rs, keys parsed once (the fast backend) |
 //! | `rust-crypto` | no | signatures with the pure-Rust RustCrypto crates; if both are on, aws-lc-rs is used |
 //! | `axum` | no | the `validate_jwt::axum::Verified` extractor (typed or untyped claims) |
+//! | `apim` | no | `validate_jwt::apim::Policy::parse`: an Azure API Management `<validate-jwt>` / `<validate-azure-ad-token>` policy as a builder (quick-xml) |
 //!
 //! The README has the Azure AD walkthrough, the performance figures and how they were measured.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod algorithm;
+#[cfg(feature = "apim")]
+pub mod apim;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod azure;
