@@ -66,16 +66,16 @@
 //! | `require-signed-tokens="false"` | refused: unsigned tokens are never accepted; `true` is the default |
 //! | `clock-skew` | [`with_leeway`](ValidateJwtBuilder::with_leeway): seconds (`120`) or a TimeSpan (`00:02:00`), at most one hour; **absent: 0 s** (APIM's default; the layer's own is 60 s) |
 //! | `output-token-variable-name` | a note: the verified [`Claims`](crate::Claims) are in the request's extensions; forward them with [`add_claim_header`](ValidateJwtBuilder::add_claim_header) |
-//! | `<openid-config url>` (repeatable) | [`RemoteJwks::discovery_url`](crate::RemoteJwks::discovery_url) with [`danger_accept_document_issuer`](crate::RemoteJwksBuilder::danger_accept_document_issuer): the document's issuer is trusted as APIM trusts it (Azure AD v1 and domain-named metadata, B2C, External ID name another issuer than their URL's) |
+//! | `<openid-config url>` (repeatable, at most 8) | [`RemoteJwks::discovery_url`](crate::RemoteJwks::discovery_url) with [`danger_accept_document_issuer`](crate::RemoteJwksBuilder::danger_accept_document_issuer): the document's issuer is trusted as APIM trusts it (Azure AD v1 and domain-named metadata, B2C, External ID name another issuer than their URL's) |
 //! | `validate-connectivity` | accepted (`true`/`false`); nothing is fetched while importing: await [`ready`](crate::ValidateJwtLayer::ready) to check the endpoint |
-//! | `<issuer-signing-keys><key>base64</key>` | an HMAC secret ([`StaticKeys::add_hmac_secret`], at least 32 bytes; standard or url-safe base64, padding optional) |
+//! | `<issuer-signing-keys><key>base64</key>` (at most 100 keys) | an HMAC secret ([`StaticKeys::add_hmac_secret`], at least 32 bytes; standard or url-safe base64, padding optional) |
 //! | `<key n="…" e="…"/>` | [`StaticKeys::add_rsa_components`] (either base64 alphabet) |
 //! | `<key certificate-id="…"/>` | the certificate given to [`Resources::add_certificate`] (PEM: `CERTIFICATE` or `PUBLIC KEY`); refused without it |
 //! | `<key id="…">` | the key's `kid`. **A key without `id` verifies only tokens without `kid`** (APIM tries every key; a note says so) |
 //! | `<decryption-keys>` | refused: encrypted tokens (JWE) are not supported |
 //! | `<audiences>` | [`add_audience`](ValidateJwtBuilder::add_audience), any of them. Absent, with a `required-claims` rule on `aud` that any one value satisfies: that rule's values are the audiences. Absent otherwise: APIM checks no audience; here `build()` asks for the decision ([`danger_accept_any_audience`](ValidateJwtBuilder::danger_accept_any_audience) is APIM's behaviour) |
 //! | `<issuers>` | the issuers every key source signs for (a discovery document's issuer is replaced, as in APIM). Absent: discovery documents name theirs; signing keys then need [`add_issuer`](ValidateJwtBuilder::add_issuer) or [`danger_accept_any_issuer`](ValidateJwtBuilder::danger_accept_any_issuer) at `build()` (APIM checks none) |
-//! | `<required-claims><claim name match separator><value>` | [`Requirement::claim`](crate::Requirement::claim) with `any_of` / `all_of` (**`match` absent: `all`**), [`separator`](crate::ClaimRequirement::separator); values compared as text (`"5"` matches the number 5, `"true"` the boolean). A `<claim>` needs a `<value>` |
+//! | `<required-claims><claim name match separator><value>` (at most 256 claims) | [`Requirement::claim`](crate::Requirement::claim) with `any_of` / `all_of` (**`match` absent: `all`**), [`separator`](crate::ClaimRequirement::separator); values compared as text (`"5"` matches the number 5, `"true"` the boolean). A `<claim>` needs a `<value>` |
 //!
 //! | `<validate-azure-ad-token>` | here |
 //! |---|---|
@@ -112,6 +112,18 @@ pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
 
 /// The deepest element nesting read.
 const MAX_DEPTH: usize = 64;
+
+/// The most attributes on one element.
+const MAX_ATTRIBUTES: usize = 64;
+
+/// The most `<claim>` rules in one policy.
+const MAX_CLAIMS: usize = 256;
+
+/// The most notes kept (a further one says how many more there were).
+const MAX_NOTES: usize = 100;
+
+/// The most `<openid-config>` elements in one policy (each is a key source with its own client).
+const MAX_OPENID_CONFIGS: usize = 8;
 
 /// What an APIM instance gives its policies: named values (`{{name}}`) and certificates
 /// (`certificate-id`).
@@ -406,10 +418,26 @@ fn element(
         text: String::new(),
         text_at: None,
     };
-    for attr in e.attributes() {
+    // Repeated attributes are checked here, on at most MAX_ATTRIBUTES of them (quick-xml's own
+    // check compares every pair).
+    for attr in e.attributes().with_checks(false) {
         let attr = attr.map_err(|err| xml_error(lines, at, err))?;
         let key = attr.key.as_ref();
         let attr_at = offset_in(xml, key, at);
+        if node.attrs.len() == MAX_ATTRIBUTES {
+            return Err(xml_error(
+                lines,
+                attr_at,
+                format!("more than {MAX_ATTRIBUTES} attributes on <{}>", node.name),
+            ));
+        }
+        if node.attrs.iter().any(|a| a.name == key) {
+            return Err(xml_error(
+                lines,
+                attr_at,
+                format!("attribute `{key}` is repeated on <{}>", node.name),
+            ));
+        }
         let value = attr
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|err| xml_error(lines, attr_at, err))?;
@@ -463,11 +491,12 @@ fn neutralize_expressions(xml: &str) -> std::borrow::Cow<'_, str> {
             let before = bytes[..i].iter().rev().find(|b| !b.is_ascii_whitespace());
             matches!(before, Some(b'"' | b'\'' | b'>'))
         };
-        if rest[0] == b'@'
-            && matches!(rest[1], b'(' | b'{')
-            && opens_value()
-            && let Some(end) = expression_end(bytes, i + 1)
-        {
+        if rest[0] == b'@' && matches!(rest[1], b'(' | b'{') && opens_value() {
+            // An expression never closed runs to the end: so would every later one (each scan
+            // would be quadratic in all); the rest is left as it is.
+            let Some(end) = expression_end(bytes, i + 1) else {
+                break;
+            };
             for b in &mut out[i + 2..end] {
                 if matches!(*b, b'<' | b'>' | b'&' | b'"' | b'\'') {
                     *b = b'_';
@@ -742,6 +771,13 @@ impl Import<'_> {
     }
 
     fn note(&mut self, at: usize, message: String) {
+        if self.notes.len() > MAX_NOTES {
+            return;
+        }
+        let message = match self.notes.len() == MAX_NOTES {
+            true => format!("more notes from here on were left out (at most {MAX_NOTES})"),
+            false => message,
+        };
         let (line, column) = self.lines.position(at);
         self.notes.push(Note {
             line,
@@ -1041,6 +1077,7 @@ impl Import<'_> {
         self.no_text(node)?;
         let all: Vec<&'static str> = order.iter().flat_map(|r| r.iter().copied()).collect();
         let mut list: Vec<(&'static str, &Node)> = Vec::new();
+        let mut seen: Vec<&'static str> = Vec::new();
         let mut last_rank = 0;
         for child in &node.children {
             let Some((rank, name)) = order.iter().enumerate().find_map(|(rank, names)| {
@@ -1069,7 +1106,7 @@ impl Import<'_> {
                         .into(),
                 ));
             }
-            if list.iter().any(|(n, _)| *n == name) && !repeatable.contains(&name) {
+            if seen.contains(&name) && !repeatable.contains(&name) {
                 return Err(self.error(
                     PolicyErrorKind::Order,
                     child.at,
@@ -1090,6 +1127,9 @@ impl Import<'_> {
                 ));
             }
             last_rank = rank;
+            if !seen.contains(&name) {
+                seen.push(name);
+            }
             list.push((name, child));
         }
         Ok(Children { list })
@@ -1278,7 +1318,15 @@ impl Import<'_> {
     fn signing_keys(&mut self, node: &Node) -> Result<Vec<KeySpec>, PolicyError> {
         let mut specs = Vec::new();
         self.known_attributes(node, &[])?;
-        for key in self.list(node, "key")? {
+        let keys = self.list(node, "key")?;
+        if let Some(extra) = keys.get(crate::keys::DEFAULT_MAX_KEYS) {
+            return Err(self.error(
+                PolicyErrorKind::InvalidValue,
+                extra.at,
+                format!("more than {} <key> elements", crate::keys::DEFAULT_MAX_KEYS),
+            ));
+        }
+        for key in keys {
             self.known_attributes(key, &["id", "certificate-id", "n", "e"])?;
             let (content, _) = self.text(key)?;
             let id = self.attr(key, "id")?.map(|(id, _)| id);
@@ -1349,7 +1397,15 @@ impl Import<'_> {
     fn required_claims(&self, node: &Node) -> Result<Vec<ClaimRule>, PolicyError> {
         let mut rules = Vec::new();
         self.known_attributes(node, &[])?;
-        for claim in self.list(node, "claim")? {
+        let claims = self.list(node, "claim")?;
+        if let Some(extra) = claims.get(MAX_CLAIMS) {
+            return Err(self.error(
+                PolicyErrorKind::InvalidValue,
+                extra.at,
+                format!("more than {MAX_CLAIMS} <claim> elements"),
+            ));
+        }
+        for claim in claims {
             self.known_attributes(claim, &["name", "match", "separator"])?;
             let (name, name_at) = self.required_attr(claim, "name")?;
             if name.is_empty() {
@@ -1482,6 +1538,13 @@ impl Import<'_> {
             None => Vec::new(),
         };
         let mut sources = 0;
+        if let Some(extra) = children.all("openid-config").nth(MAX_OPENID_CONFIGS) {
+            return Err(self.error(
+                PolicyErrorKind::InvalidValue,
+                extra.at,
+                format!("more than {MAX_OPENID_CONFIGS} <openid-config> elements"),
+            ));
+        }
         for config in children.all("openid-config") {
             self.known_attributes(config, &["url", "validate-connectivity"])?;
             self.list_free(config)?;
@@ -1714,6 +1777,35 @@ mod tests {
         // Unbalanced: left alone (and malformed).
         let open = r#"<a b="@(x"/>"#;
         assert_eq!(neutralize_expressions(open), open);
+    }
+
+    #[test]
+    fn documents_stay_within_their_limits() {
+        let jwt = r#"<validate-jwt header-name="Authorization"><openid-config url="https://idp.example/.well-known/openid-configuration"/><audiences><audience>a</audience></audiences></validate-jwt>"#;
+        let many = format!(
+            "<policies><inbound>{}{jwt}</inbound></policies>",
+            "<base/>".repeat(150)
+        );
+        let policy = Policy::parse(&many, &Resources::new()).unwrap();
+        assert_eq!(policy.notes().len(), MAX_NOTES + 1);
+        assert!(policy.notes()[MAX_NOTES].message().contains("left out"));
+
+        let attrs: String = (0..=MAX_ATTRIBUTES).map(|i| format!(" a{i}=\"\"")).collect();
+        let err = Policy::parse(&format!("<x{attrs}/>"), &Resources::new()).unwrap_err();
+        assert!(err.message().contains("attributes"), "{err}");
+
+        let configs = r#"<openid-config url="https://idp.example/.well-known/openid-configuration"/>"#
+            .repeat(MAX_OPENID_CONFIGS + 1);
+        let xml = jwt.replace(
+            r#"<openid-config url="https://idp.example/.well-known/openid-configuration"/>"#,
+            &configs,
+        );
+        let err = Policy::parse(&xml, &Resources::new()).unwrap_err();
+        assert_eq!(err.kind(), PolicyErrorKind::InvalidValue, "{err}");
+
+        // Unclosed expressions are scanned once, not once each.
+        let open = format!("<a>{}</a>", "<b c=\"@(\"/>".repeat(20_000));
+        assert!(Policy::parse(&open, &Resources::new()).is_err());
     }
 
     #[test]
