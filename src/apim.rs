@@ -73,7 +73,7 @@
 //! | `<key certificate-id="…"/>` | the certificate given to [`Resources::add_certificate`] (PEM: `CERTIFICATE` or `PUBLIC KEY`); refused without it |
 //! | `<key id="…">` | the key's `kid`. **A key without `id` verifies only tokens without `kid`** (APIM tries every key; a note says so) |
 //! | `<decryption-keys>` | refused: encrypted tokens (JWE) are not supported |
-//! | `<audiences>` | [`add_audience`](ValidateJwtBuilder::add_audience), any of them. Absent, with a `required-claims` rule on `aud` that any one value satisfies: that rule's values are the audiences. Absent otherwise: APIM checks no audience; here `build()` asks for the decision ([`danger_accept_any_audience`](ValidateJwtBuilder::danger_accept_any_audience) is APIM's behaviour) |
+//! | `<audiences>` | [`add_audience`](ValidateJwtBuilder::add_audience), any of them. Absent, with a `required-claims` rule on `aud` that any one value satisfies: that rule's values are the audiences (a rule on `aud` needing several values at once, or with a separator, stays a rule and decides the audience alone, with a note). Absent otherwise: APIM checks no audience; here `build()` asks for the decision ([`danger_accept_any_audience`](ValidateJwtBuilder::danger_accept_any_audience) is APIM's behaviour) |
 //! | `<issuers>` | the issuers every key source signs for (a discovery document's issuer is replaced, as in APIM). Absent: discovery documents name theirs; signing keys then need [`add_issuer`](ValidateJwtBuilder::add_issuer) or [`danger_accept_any_issuer`](ValidateJwtBuilder::danger_accept_any_issuer) at `build()` (APIM checks none) |
 //! | `<required-claims><claim name match separator><value>` (at most 256 claims) | [`Requirement::claim`](crate::Requirement::claim) with `any_of` / `all_of` (**`match` absent: `all`**), [`separator`](crate::ClaimRequirement::separator); values compared as text (`"5"` matches the number 5, `"true"` the boolean). A `<claim>` needs a `<value>` |
 //!
@@ -1790,12 +1790,15 @@ mod tests {
         assert_eq!(policy.notes().len(), MAX_NOTES + 1);
         assert!(policy.notes()[MAX_NOTES].message().contains("left out"));
 
-        let attrs: String = (0..=MAX_ATTRIBUTES).map(|i| format!(" a{i}=\"\"")).collect();
+        let attrs: String = (0..=MAX_ATTRIBUTES)
+            .map(|i| format!(" a{i}=\"\""))
+            .collect();
         let err = Policy::parse(&format!("<x{attrs}/>"), &Resources::new()).unwrap_err();
         assert!(err.message().contains("attributes"), "{err}");
 
-        let configs = r#"<openid-config url="https://idp.example/.well-known/openid-configuration"/>"#
-            .repeat(MAX_OPENID_CONFIGS + 1);
+        let configs =
+            r#"<openid-config url="https://idp.example/.well-known/openid-configuration"/>"#
+                .repeat(MAX_OPENID_CONFIGS + 1);
         let xml = jwt.replace(
             r#"<openid-config url="https://idp.example/.well-known/openid-configuration"/>"#,
             &configs,
