@@ -14,6 +14,7 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use crate::error::{JwtError, JwtErrorKind};
+use crate::forward::Forward;
 use crate::response::{Answers, ResponseBody, is_grpc};
 use crate::validate::PendingCheck;
 
@@ -41,6 +42,7 @@ pin_project! {
             request: Option<Request<ReqBody>>,
             inner: Option<S>,
             answers: Arc<Answers>,
+            forward: Option<Arc<Forward>>,
         },
     }
 }
@@ -75,8 +77,17 @@ where
                 request: Some(request),
                 inner: Some(inner),
                 answers,
+                forward: None,
             },
         }
+    }
+
+    /// Claims to request headers once the pending check accepts the request.
+    pub(crate) fn forwarding(mut self, forward: Option<Arc<Forward>>) -> Self {
+        if let State::Pending { forward: slot, .. } = &mut self.state {
+            *slot = forward;
+        }
+        self
     }
 }
 
@@ -108,6 +119,7 @@ where
                     request,
                     inner,
                     answers,
+                    forward,
                 } => {
                     let result = ready!(check.as_mut().poll(cx));
                     let (Some(mut request), Some(mut inner)) = (request.take(), inner.take())
@@ -118,11 +130,27 @@ where
                     };
                     match result {
                         Ok(claims) => {
+                            let forwarded = match (forward.as_deref(), &claims) {
+                                (Some(f), Some(c)) => f.write(c, request.headers_mut()),
+                                (Some(f), None) => {
+                                    f.strip(request.headers_mut());
+                                    Ok(())
+                                }
+                                (None, _) => Ok(()),
+                            };
                             if let Some(claims) = claims {
                                 request.extensions_mut().insert(claims);
                             }
-                            State::Inner {
-                                future: inner.call(request),
+                            match forwarded {
+                                Ok(()) => State::Inner {
+                                    future: inner.call(request),
+                                },
+                                Err(err) => {
+                                    let grpc = is_grpc(request.headers());
+                                    State::Rejected {
+                                        response: Some(answers.respond(&err, grpc)),
+                                    }
+                                }
                             }
                         }
                         Err(err) => {

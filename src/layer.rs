@@ -16,6 +16,7 @@ use crate::cache::TokenCacheStats;
 use crate::claims::{Claims, Requirement};
 use crate::error::{JwtError, JwtErrorKind, KeyError};
 use crate::extract::TokenLocations;
+use crate::forward::Forward;
 use crate::future::ResponseFuture;
 use crate::require::{PassedAnonymously, RequireClaimsLayer};
 use crate::response::{Answers, ResponseBody, is_grpc};
@@ -31,6 +32,8 @@ pub(crate) struct Http {
     pub(crate) skip: Option<Arc<Skip>>,
     pub(crate) allow_anonymous: bool,
     pub(crate) answers: Arc<Answers>,
+    /// Claims to request headers (`None`: nothing forwarded, nothing stripped).
+    pub(crate) forward: Option<Arc<Forward>>,
 }
 
 /// Validates the JWT access token of every request before it reaches the inner service.
@@ -232,6 +235,9 @@ where
         let verdict = match extracted {
             Ok(Some(token)) => self.validator.check(token),
             Ok(None) if skipped || http.allow_anonymous => {
+                if let Some(forward) = &http.forward {
+                    forward.strip(request.headers_mut());
+                }
                 request
                     .extensions_mut()
                     .insert(PassedAnonymously(self.validator.id()));
@@ -243,6 +249,12 @@ where
         // Claims into the request and on to the service, or an answer.
         match verdict {
             Verdict::Valid(claims) => {
+                if let Some(forward) = &http.forward
+                    && let Err(err) = forward.write(&claims, request.headers_mut())
+                {
+                    let grpc = is_grpc(request.headers());
+                    return ResponseFuture::rejected(http.answers.respond(&err, grpc));
+                }
                 request.extensions_mut().insert(claims);
                 ResponseFuture::inner(self.inner.call(request))
             }
@@ -256,6 +268,7 @@ where
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::pending(check, request, inner, http.answers.clone())
+                    .forwarding(http.forward.clone())
             }
         }
     }

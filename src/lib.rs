@@ -64,7 +64,16 @@
 //! if its `iss` is in that source's set and matches the key's own JWK `issuer` where it names
 //! one (see [`add_issuer`](ValidateJwtBuilder::add_issuer)). Every loosening is a `danger_*`
 //! method: `danger_accept_any_audience`, `danger_accept_any_issuer`, `danger_allow_missing_exp`,
-//! `danger_accept_any_typ`, `danger_allow_http`, `RemoteJwksBuilder::danger_accept_tenant_template`.
+//! `danger_accept_any_typ`, `danger_allow_http`, `RemoteJwksBuilder::danger_accept_tenant_template`,
+//! `RemoteJwksBuilder::danger_accept_document_issuer`.
+//!
+//! # Claims to the inner service
+//!
+//! [`add_claim_header`](ValidateJwtBuilder::add_claim_header) and
+//! [`with_payload_header`](ValidateJwtBuilder::with_payload_header) write verified claims (or
+//! the whole payload) into request headers for a service that does not read tokens; any
+//! incoming header of those names is removed from every request the layer lets through, so a
+//! client cannot forge them.
 //!
 //! # Public routes
 //!
@@ -104,12 +113,15 @@
 //! | `rust-crypto` | no | signatures with the pure-Rust RustCrypto crates; if both are on, aws-lc-rs is used |
 //! | `axum` | no | the `validate_jwt::axum::Verified` extractor (typed or untyped claims) |
 //! | `test-util` | no | `validate_jwt::testing`: a local identity provider and its tokens, for your tests (never in production) |
+//! | `apim` | no | `validate_jwt::apim::Policy::parse`: an Azure API Management `<validate-jwt>` / `<validate-azure-ad-token>` policy as a builder (quick-xml) |
 //!
 //! The README has the Azure AD walkthrough, the performance figures and how they were measured.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod algorithm;
+#[cfg(feature = "apim")]
+pub mod apim;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod azure;
@@ -119,6 +131,7 @@ mod clock;
 mod config;
 mod error;
 mod extract;
+mod forward;
 mod future;
 pub mod grpc;
 mod issuer;
@@ -143,6 +156,7 @@ pub use claims::{ClaimRequirement, Claims, Denied, Requirement};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ValidateJwtBuilder};
 pub use error::{ConfigError, JwtError, JwtErrorKind, KeyError, KeyErrorKind};
+pub use forward::ClaimHeaderEncoding;
 pub use future::ResponseFuture;
 pub use keys::{
     DEFAULT_MAX_KEYS, Key, KeySet, KeySource, RefreshFuture, RefreshReason, StaticKeys,

@@ -100,6 +100,8 @@ pub(crate) struct Rules {
     pub(crate) key_wait: Duration,
     /// The verified-token cache's capacity (0: off).
     pub(crate) token_cache: usize,
+    /// Top-level claims read after validation (forwarded to headers), captured in the one parse.
+    pub(crate) also_read: Vec<Box<str>>,
 }
 
 /// Verifies token bytes: header, key, signature, time, issuer, audience, requirements. Knows
@@ -159,6 +161,11 @@ impl Validator {
         if let Some(r) = &rules.requirement {
             r.claim_names(&mut wanted);
             r.scope_names(&mut scopes);
+        }
+        for name in rules.also_read {
+            if !wanted.contains(&name) {
+                wanted.push(name);
+            }
         }
         Validator {
             providers: rules.providers,

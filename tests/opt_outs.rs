@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/key_server.rs"]
+mod key_server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +16,7 @@ use axum::body::Body;
 use axum::routing::get;
 use common::*;
 use http_body_util::BodyExt as _;
+use key_server::KeyServer;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use validate_jwt::testing::TestIssuer;
@@ -477,4 +480,50 @@ async fn azure_v2_only_and_v1_only() {
     let v1_only = azure_layer(AzureAd::tenant(TENANT).authority_host(base).v1_only()).await;
     assert_accepted(&call(&v1_only, &v1).await);
     assert_invalid_token(&call(&v1_only, &v2).await, JwtErrorKind::InvalidIssuer);
+}
+
+// ---- discovery documents naming another issuer ---------------------------------------------------
+
+#[tokio::test]
+async fn danger_accept_document_issuer() {
+    // Azure AD's v1 metadata URL names the sts.windows.net issuer, not the URL's.
+    let key = TestKey::rsa("k", "RS256");
+    let server = KeyServer::start();
+    let v1_issuer = format!("https://sts.windows.net/{TENANT}/");
+    server.serve_json(
+        &format!("/{TENANT}/.well-known/openid-configuration"),
+        &json!({"issuer": v1_issuer, "jwks_uri": server.url("/keys")}),
+    );
+    server.serve_json("/keys", &jwks(&[&key]));
+    let url = server.url(&format!("/{TENANT}/.well-known/openid-configuration"));
+    let token = key.token(&json!({"iss": v1_issuer, "aud": AUDIENCE, "sub": "alice",
+        "exp": now() + 600}));
+    let layer = |remote: validate_jwt::RemoteJwksBuilder| {
+        ValidateJwtLayer::builder()
+            .add_key_source(remote.build().unwrap())
+            .add_audience(AUDIENCE)
+            .build()
+            .unwrap()
+    };
+
+    let strict = layer(RemoteJwks::discovery_url(&url));
+    let err = strict.ready().await.unwrap_err();
+    assert_eq!(err.kind(), validate_jwt::KeyErrorKind::IssuerMismatch);
+    assert_eq!(call(&strict, &token).await.status, 503);
+
+    let loose = layer(RemoteJwks::discovery_url(&url).danger_accept_document_issuer());
+    loose.ready().await.unwrap();
+    assert_accepted(&call(&loose, &token).await);
+    // Still refused: an issuer other than the document's, and the `{tenantid}` template at a
+    // single-tenant URL.
+    let other = key.token(&json!({"iss": format!("{}/{TENANT}", server.origin()),
+        "aud": AUDIENCE, "sub": "alice", "exp": now() + 600}));
+    assert_invalid_token(&call(&loose, &other).await, JwtErrorKind::InvalidIssuer);
+    server.serve_json(
+        &format!("/{TENANT}/.well-known/openid-configuration"),
+        &json!({"issuer": "https://sts.windows.net/{tenantid}/", "jwks_uri": server.url("/keys")}),
+    );
+    let templated = layer(RemoteJwks::discovery_url(&url).danger_accept_document_issuer());
+    let err = templated.ready().await.unwrap_err();
+    assert_eq!(err.kind(), validate_jwt::KeyErrorKind::IssuerMismatch);
 }

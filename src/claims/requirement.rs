@@ -158,6 +158,7 @@ impl Requirement {
             values: Arc::from([]),
             all: false,
             separator: None,
+            as_text: false,
         }
     }
 
@@ -172,6 +173,7 @@ impl Requirement {
             values: Arc::from([]),
             all: false,
             separator: None,
+            as_text: false,
         }
     }
 
@@ -394,6 +396,9 @@ pub struct ClaimRequirement {
     values: Arc<[Value]>,
     all: bool,
     separator: Option<Box<str>>,
+    /// Values compared with the claim's text (APIM's `required-claims`: a number or boolean
+    /// claim matches the value spelled as its JSON text).
+    as_text: bool,
 }
 
 impl fmt::Debug for ClaimRequirement {
@@ -413,6 +418,14 @@ impl ClaimRequirement {
     #[must_use]
     pub fn separator(mut self, separator: impl Into<String>) -> Self {
         self.separator = Some(separator.into().into_boxed_str());
+        self
+    }
+
+    /// Compares the (string) values with the claim's text: `"5"` matches the number `5` and
+    /// `"true"` the boolean (APIM's `required-claims`, whose values are strings).
+    #[cfg_attr(not(feature = "apim"), allow(dead_code))]
+    pub(crate) fn compared_as_text(mut self) -> Self {
+        self.as_text = true;
         self
     }
 
@@ -440,13 +453,17 @@ impl ClaimRequirement {
     }
 
     fn holds(&self, claim: &Value, want: &Value) -> bool {
+        let eq = |a: &Value| match self.as_text {
+            true => text_eq(a, want),
+            false => scalar_eq(a, want),
+        };
         match claim {
-            Value::Array(items) => items.iter().any(|item| scalar_eq(item, want)),
+            Value::Array(items) => items.iter().any(eq),
             Value::String(s) => match (&self.separator, want.as_str()) {
                 (Some(sep), Some(want)) => s.split(&**sep).any(|part| part == want),
-                _ => scalar_eq(claim, want),
+                _ => eq(claim),
             },
-            _ => scalar_eq(claim, want),
+            _ => eq(claim),
         }
     }
 
@@ -466,6 +483,19 @@ impl ClaimRequirement {
         } else {
             Err(Denied(format!("claim {} lacks a required value", name())))
         }
+    }
+}
+
+/// A claim against a wanted string, by the claim's text (numbers and booleans as JSON text).
+fn text_eq(claim: &Value, want: &Value) -> bool {
+    let Some(want) = want.as_str() else {
+        return scalar_eq(claim, want);
+    };
+    match claim {
+        Value::String(s) => s == want,
+        Value::Number(n) => n.to_string() == want,
+        Value::Bool(b) => want == if *b { "true" } else { "false" },
+        _ => false,
     }
 }
 
@@ -633,6 +663,29 @@ mod tests {
         for (json, req, want) in cases {
             assert_eq!(req.check(&claims(json)).is_ok(), *want, "{json} {req:?}");
         }
+    }
+
+    #[test]
+    fn values_compared_as_text_match_numbers_and_booleans_by_their_text() {
+        let rule = |values: &[&str]| {
+            Requirement::claim("c")
+                .compared_as_text()
+                .any_of(values.iter().copied())
+        };
+        for (json, values, want) in [
+            (r#"{"c":5}"#, &["5"][..], true),
+            (r#"{"c":"5"}"#, &["5"][..], true),
+            (r#"{"c":true}"#, &["true"][..], true),
+            (r#"{"c":[1,"a"]}"#, &["1"][..], true),
+            (r#"{"c":5}"#, &["6"][..], false),
+            (r#"{"c":true}"#, &["True"][..], false),
+            (r#"{"c":{"a":1}}"#, &["a"][..], false),
+        ] {
+            assert_eq!(rule(values).check(&claims(json)).is_ok(), want, "{json}");
+        }
+        // Without it, the types must agree.
+        let typed = Requirement::claim("c").any_of(["5"]);
+        assert!(typed.check(&claims(r#"{"c":5}"#)).is_err());
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //!
 //! | form | meaning | examples |
 //! |---|---|---|
-//! | `with_*` | replaces one setting | `with_leeway`, `with_header_name`, `with_http_client`, `RemoteJwksBuilder::with_issuers` |
-//! | `add_*` | adds one more of a repeatable setting | `add_audience`, `add_issuer`, `add_keys`, `add_jwks_url`, `add_discovery_url`, `add_key_source`, `add_query_parameter`, `add_cookie` |
+//! | `with_*` | replaces one setting | `with_leeway`, `with_header_name`, `with_http_client`, `with_payload_header`, `RemoteJwksBuilder::with_issuers` |
+//! | `add_*` | adds one more of a repeatable setting | `add_audience`, `add_issuer`, `add_keys`, `add_jwks_url`, `add_discovery_url`, `add_key_source`, `add_query_parameter`, `add_cookie`, `add_claim_header` |
 //! | `require*` | adds a claim rule | `require`, `require_all_scopes`, `require_all_roles` |
 //! | `danger_*` | loosens a secure default | `danger_accept_any_audience`, `danger_allow_http` |
 //!
@@ -29,6 +29,7 @@ use crate::claims::Requirement;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, JwtError};
 use crate::extract::TokenLocations;
+use crate::forward::{ClaimHeaderEncoding, ForwardSettings};
 use crate::issuer::{self, AzureV1, IssuerRule};
 use crate::keys::{KeySource, RemoteJwks, StaticKeys};
 use crate::layer::{Http, Skip, ValidateJwtLayer};
@@ -108,6 +109,7 @@ pub struct ValidateJwtBuilder {
     allowed_tenants: Vec<String>,
     azure_v1: Option<AzureV1>,
     token_cache: usize,
+    forward: ForwardSettings,
     error: Option<ConfigError>,
 }
 
@@ -169,6 +171,7 @@ impl ValidateJwtBuilder {
             allowed_tenants: Vec::new(),
             azure_v1: None,
             token_cache: 0,
+            forward: ForwardSettings::default(),
             error: None,
         }
     }
@@ -478,6 +481,107 @@ impl ValidateJwtBuilder {
         })
     }
 
+    // ---- claims to the inner service --------------------------------------------------
+
+    /// Forward a verified claim to the inner service in a request header (repeatable; envoy's
+    /// `claim_to_headers`, APIM's `set-header` reading `output-token-variable-name`).
+    ///
+    /// **The incoming header of that name is always removed first**, from every request the
+    /// layer lets through: accepted, anonymous ([`allow_anonymous`](Self::allow_anonymous)) or
+    /// skipped ([`skip_if`](Self::skip_if)). A client can never pre-set it, so the backend may
+    /// trust it (as long as the layer is the only way in).
+    ///
+    /// `claim` is a top-level claim name taken as it is (`oid`, `https://x.example/roles`), or,
+    /// when it starts with `/`, a JSON Pointer (RFC 6901) into nested claims: `/realm_access/roles`,
+    /// `/groups/0` (`~1` stands for `/` and `~0` for `~` inside a segment). The value:
+    ///
+    /// | claim | header value |
+    /// |---|---|
+    /// | string | the string |
+    /// | number, boolean | its JSON text (`42`, `1.5`, `true`) |
+    /// | array | the items joined with the [separator](Self::with_claim_header_separator) (default `,`); strings as they are, other items as JSON |
+    /// | object | its compact JSON |
+    /// | absent, `null`, `[]` | no header |
+    ///
+    /// A value with a control character (CR, LF, NUL, …) cannot be a header value: the request
+    /// is refused with 401 `invalid_token`, unless the values are
+    /// [percent-encoded](ClaimHeaderEncoding::Percent). Header names are checked at
+    /// [`build`](Self::build): a valid name, used once, never the token's own header nor one of
+    /// `host`, `content-length`, `transfer-encoding`, `connection`, `keep-alive`, `te`,
+    /// `trailer`, `upgrade`, `proxy-connection`, `proxy-authorization`, `cookie`.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use tower::ServiceExt;
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let jwt = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://echo")
+    ///     .allow_anonymous()
+    ///     .add_claim_header("sub", "x-user")
+    ///     .add_claim_header("/realm_access/roles", "x-roles")
+    ///     .build()
+    ///     .unwrap();
+    /// let app = Router::new()
+    ///     .route("/", get(|headers: http::HeaderMap| async move {
+    ///         format!("{:?}", headers.get("x-user"))
+    ///     }))
+    ///     .layer(jwt);
+    ///
+    /// // A forged header never reaches the service, not even without a token.
+    /// let forged = http::Request::get("/").header("x-user", "admin").body(axum::body::Body::empty()).unwrap();
+    /// let response = app.oneshot(forged).await.unwrap();
+    /// let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+    /// assert_eq!(body, "None");
+    /// # }
+    /// ```
+    pub fn add_claim_header(mut self, claim: impl Into<String>, header: impl Into<String>) -> Self {
+        self.forward.claims.push((claim.into(), header.into()));
+        self
+    }
+
+    /// The text between the items of an array claim forwarded by
+    /// [`add_claim_header`](Self::add_claim_header) (default `,`, HTTP's list separator;
+    /// visible ASCII or spaces). Items are joined as they are: choose a separator they cannot
+    /// contain.
+    pub fn with_claim_header_separator(mut self, separator: impl Into<String>) -> Self {
+        self.forward.separator = separator.into();
+        self
+    }
+
+    /// How forwarded claim values are written (default
+    /// [`ClaimHeaderEncoding::Verbatim`]: as they are, and a control character refuses the
+    /// request).
+    pub fn with_claim_header_encoding(mut self, encoding: ClaimHeaderEncoding) -> Self {
+        self.forward.encoding = encoding;
+        self
+    }
+
+    /// Forward the whole verified payload to the inner service in this header, base64url
+    /// without padding, exactly the bytes the token carried (envoy's `forward_payload_header`).
+    /// Like claim headers, an incoming header of this name is always removed first.
+    ///
+    /// ```
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    ///
+    /// let layer = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://echo")
+    ///     .with_payload_header("x-jwt-payload")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn with_payload_header(mut self, header: impl Into<String>) -> Self {
+        self.forward.payload = Some(header.into());
+        self
+    }
+
     // ---- answers ----------------------------------------------------------------------
 
     /// The `realm` of `WWW-Authenticate`.
@@ -603,6 +707,7 @@ impl ValidateJwtBuilder {
             self.responder,
         )?;
         let requirement = checks::requirement(self.requirements)?;
+        let forward = self.forward.build(locations.header.as_ref())?;
 
         let providers = sources.into_providers();
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -624,12 +729,18 @@ impl ValidateJwtBuilder {
             clock: self.clock,
             key_wait: self.key_wait,
             token_cache: self.token_cache,
+            also_read: forward
+                .iter()
+                .flat_map(|f| f.top_level_names())
+                .map(Into::into)
+                .collect(),
         });
         let http = Http {
             locations,
             skip: self.skip,
             allow_anonymous: self.allow_anonymous,
             answers: Arc::new(answers),
+            forward: forward.map(Arc::new),
         };
         Ok(ValidateJwtLayer::new(validator, http))
     }

@@ -28,6 +28,8 @@ pub(crate) struct Discovery {
     /// Whether the document may name the `{tenantid}` template: the URL's tenant segment is
     /// one of Azure AD's tenant-independent names, or `danger_accept_tenant_template`.
     multi_tenant: bool,
+    /// `danger_accept_document_issuer`: a document may name another issuer than its URL's.
+    any_document_issuer: bool,
 }
 
 /// The members of a metadata document this crate uses.
@@ -83,7 +85,15 @@ impl Discovery {
             issuer,
             template,
             multi_tenant,
+            any_document_issuer: false,
         })
+    }
+
+    /// Trusts the issuer a fetched document names, whatever its URL (never the `{tenantid}`
+    /// template outside Azure AD's multi-tenant URLs).
+    pub(crate) fn accepting_document_issuer(mut self) -> Self {
+        self.any_document_issuer = true;
+        self
     }
 
     pub(crate) fn url(&self) -> &Url {
@@ -117,7 +127,7 @@ impl Discovery {
         if doc_issuer.contains(TENANT_PLACEHOLDER) {
             self.multi_tenant && self.template.as_deref().is_some_and(same)
         } else {
-            same(&self.issuer)
+            (self.any_document_issuer && !doc_issuer.is_empty()) || same(&self.issuer)
         }
     }
 

@@ -31,6 +31,7 @@ impl RemoteJwksBuilder {
             also_accept: Vec::new(),
             for_issuers: Vec::new(),
             tenant_template: false,
+            any_document_issuer: false,
             allow_http: false,
         }
     }
@@ -145,6 +146,32 @@ impl RemoteJwksBuilder {
         self
     }
 
+    /// Trust the `issuer` a discovery document names even when it is not the one its URL
+    /// derives from (OpenID Connect Discovery §4.3 and RFC 8414 §3.3 want them identical; APIM's
+    /// `openid-config` and ASP.NET's `MetadataAddress` take the document's word). Azure AD needs
+    /// it for its v1 metadata URL (`…/{tenant}/.well-known/openid-configuration` names
+    /// `https://sts.windows.net/{tid}/`), tenants named by domain, B2C and External ID
+    /// (`ciamlogin.com`). The keys then sign for whatever issuer the document names, another
+    /// key source's included; the `{tenantid}` template is still refused outside Azure AD's
+    /// multi-tenant URLs (see [`danger_accept_tenant_template`](Self::danger_accept_tenant_template)).
+    ///
+    /// ```
+    /// use validate_jwt::RemoteJwks;
+    ///
+    /// // Azure AD v1 metadata, whose issuer is https://sts.windows.net/{tid}/.
+    /// let keys = RemoteJwks::discovery_url(
+    ///     "https://login.microsoftonline.com/contoso.onmicrosoft.com/.well-known/openid-configuration",
+    /// )
+    /// .danger_accept_document_issuer()
+    /// .build()
+    /// .unwrap();
+    /// # let _ = keys;
+    /// ```
+    pub fn danger_accept_document_issuer(mut self) -> Self {
+        self.any_document_issuer = true;
+        self
+    }
+
     /// Allows plain `http` to any host (for tests and internal networks); without it `http` is
     /// only allowed to loopback hosts (`127.0.0.0/8`, `::1`, `localhost`).
     pub fn danger_allow_http(mut self) -> Self {
@@ -214,7 +241,10 @@ impl RemoteJwksBuilder {
                     reason: reason.to_owned(),
                 }
             })?;
-            Source::Discovery(discovery)
+            Source::Discovery(match self.any_document_issuer {
+                true => discovery.accepting_document_issuer(),
+                false => discovery,
+            })
         } else {
             Source::Jwks(url)
         };

@@ -120,6 +120,7 @@ pub struct RemoteJwksBuilder {
     also_accept: Vec<String>,
     for_issuers: Vec<String>,
     tenant_template: bool,
+    any_document_issuer: bool,
     allow_http: bool,
 }
 
