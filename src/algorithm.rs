@@ -126,6 +126,8 @@ impl Algorithm {
     }
 
     /// The algorithm the signature is computed with: `Ed25519` is `EdDSA` on an Ed25519 key.
+    /// (Only the aws-lc-rs backend asks; the rust-crypto one maps both names to `EdDSA`.)
+    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
     pub(crate) fn canonical(self) -> Algorithm {
         match self {
             Algorithm::Ed25519 => Algorithm::EdDSA,

@@ -322,7 +322,12 @@ fn render<'v>(value: &'v Value, separator: &str) -> Option<Cow<'v, str>> {
 mod tests {
     use super::*;
 
-    fn forward(claims: &[(&str, &str)], separator: &str, encoding: ClaimHeaderEncoding) -> Forward {
+    fn settings(
+        claims: &[(&str, &str)],
+        separator: &str,
+        encoding: ClaimHeaderEncoding,
+        payload: Option<&str>,
+    ) -> Result<Option<Forward>, ConfigError> {
         ForwardSettings {
             claims: claims
                 .iter()
@@ -330,11 +335,15 @@ mod tests {
                 .collect(),
             separator: separator.into(),
             encoding,
-            payload: Some("x-payload".into()),
+            payload: payload.map(Into::into),
         }
         .build(Some(&http::header::AUTHORIZATION))
-        .unwrap()
-        .unwrap()
+    }
+
+    fn forward(claims: &[(&str, &str)], separator: &str, encoding: ClaimHeaderEncoding) -> Forward {
+        settings(claims, separator, encoding, Some("x-payload"))
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
@@ -420,16 +429,7 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_at_build() {
         let build = |claims: &[(&str, &str)], separator: &str, payload: Option<&str>| {
-            ForwardSettings {
-                claims: claims
-                    .iter()
-                    .map(|(c, h)| ((*c).to_owned(), (*h).to_owned()))
-                    .collect(),
-                separator: separator.into(),
-                encoding: ClaimHeaderEncoding::Verbatim,
-                payload: payload.map(Into::into),
-            }
-            .build(Some(&http::header::AUTHORIZATION))
+            settings(claims, separator, ClaimHeaderEncoding::Verbatim, payload)
         };
         for (claims, separator, payload) in [
             (&[("oid", "bad name")][..], ",", None),
