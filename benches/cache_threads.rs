@@ -54,8 +54,7 @@ fn main() {
         .collect();
 
     let key = signer("RS256");
-    let header =
-        HeaderValue::from_str(&format!("Bearer {}", key.token(&azure_claims(now(), 0)))).unwrap();
+    let header = support::bearer(&key.token(&azure_claims(now(), 0)));
     let layer = ValidateJwtLayer::builder()
         .add_keys(
             StaticKeys::new()

@@ -19,7 +19,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{self, ParsedPublicKey};
-use base64::Engine as _;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer as _, Service};
@@ -50,20 +49,8 @@ fn main() {
     let tokens: Vec<String> = (0..DISTINCT)
         .map(|i| signer.token(&azure_claims(now, i)))
         .collect();
-    let parts: Vec<(Vec<u8>, Vec<u8>)> = tokens
-        .iter()
-        .map(|t| {
-            let (input, sig) = t.rsplit_once('.').unwrap();
-            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(sig)
-                .unwrap();
-            (input.as_bytes().to_vec(), sig)
-        })
-        .collect();
-    let headers: Vec<HeaderValue> = tokens
-        .iter()
-        .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap())
-        .collect();
+    let parts = support::signed_parts(&tokens);
+    let headers: Vec<HeaderValue> = tokens.iter().map(|t| support::bearer(t)).collect();
     let key = ParsedPublicKey::new(
         &signature::RSA_PKCS1_2048_8192_SHA256,
         signer.public_key_bytes(),

@@ -53,10 +53,6 @@ fn unb64(s: &str) -> Vec<u8> {
         .unwrap()
 }
 
-fn bearer(token: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
-}
-
 /// One algorithm's key and tokens.
 struct Case {
     signer: TestKey,
@@ -71,7 +67,7 @@ impl Case {
         let tokens: Vec<String> = (0..DISTINCT)
             .map(|i| signer.token(&azure_claims(now, i)))
             .collect();
-        let headers = tokens.iter().map(|t| bearer(t)).collect();
+        let headers = tokens.iter().map(|t| support::bearer(t)).collect();
         Case {
             signer,
             tokens,
@@ -149,14 +145,7 @@ fn bench_layer(c: &mut Criterion, id: &str, layer: &ValidateJwtLayer, headers: &
 }
 
 fn floor(c: &mut Criterion, case: &Case) {
-    let parts: Vec<(Vec<u8>, Vec<u8>)> = case
-        .tokens
-        .iter()
-        .map(|t| {
-            let (input, sig) = t.rsplit_once('.').unwrap();
-            (input.as_bytes().to_vec(), unb64(sig))
-        })
-        .collect();
+    let parts = support::signed_parts(&case.tokens);
     let pk = case.signer.public_key_bytes();
     let id = format!("floor/{}", case.signer.alg);
     let mut i = 0;
@@ -301,7 +290,7 @@ fn hmac_layer(n: usize, requirements: Vec<Requirement>) -> (ValidateJwtLayer, Ve
                 support::b64(azure_claims(now, i).to_string())
             );
             let sig = hmac::sign(&key, input.as_bytes());
-            bearer(&format!("{input}.{}", support::b64(sig)))
+            support::bearer(&format!("{input}.{}", support::b64(sig)))
         })
         .collect();
     let mut builder = ValidateJwtLayer::builder()

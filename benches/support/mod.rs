@@ -1,6 +1,7 @@
-//! Benchmark support shared by `benches/validation.rs` and the HTTP benchmark's helper
-//! (`examples/bench_idp.rs`): signing keys for every algorithm, their public JWKs, and
-//! realistic Azure AD (Entra ID) v2 access-token claims (~1.5 KB RS256 tokens).
+//! Benchmark support shared by the benchmarks (`benches/*.rs`, `benches/tools/`) and the HTTP
+//! benchmark's helper (`benches/http/bench_idp.rs`): signing keys for every algorithm, their
+//! public JWKs, realistic Azure AD (Entra ID) v2 access-token claims (~1.5 KB RS256 tokens), the
+//! floor's inputs (`signed_parts`) and bearer header values.
 #![allow(dead_code, unreachable_pub, clippy::panic)]
 
 use serde_json::{Value, json};
@@ -10,6 +11,27 @@ use serde_json::{Value, json};
 mod common;
 
 pub use common::{TestKey, b64, now};
+
+/// Each token's signing input and decoded signature: what the bare signature check (the floor)
+/// is given.
+pub fn signed_parts(tokens: &[String]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use base64::Engine as _;
+    tokens
+        .iter()
+        .map(|t| {
+            let (input, sig) = t.rsplit_once('.').expect("a compact JWS");
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(sig)
+                .expect("base64url");
+            (input.as_bytes().to_vec(), sig)
+        })
+        .collect()
+}
+
+/// `Authorization: Bearer <token>`'s value.
+pub fn bearer(token: &str) -> http::HeaderValue {
+    http::HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value")
+}
 
 /// The tenant of the sample tokens.
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";

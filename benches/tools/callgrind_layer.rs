@@ -25,7 +25,6 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use aws_lc_rs::signature::{self, ParsedPublicKey};
-use base64::Engine as _;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer as _, Service};
@@ -73,10 +72,7 @@ fn main() {
     let tokens: Vec<String> = (0..n)
         .map(|i| signer.token(&azure_claims(now, i)))
         .collect();
-    let headers: Vec<HeaderValue> = tokens
-        .iter()
-        .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap())
-        .collect();
+    let headers: Vec<HeaderValue> = tokens.iter().map(|t| support::bearer(t)).collect();
     let keys = match alg {
         "HS256" => StaticKeys::new().add_hmac_secret(
             Some(&signer.kid),
@@ -94,16 +90,7 @@ fn main() {
         std::future::ready(Ok::<_, Infallible>(Response::new(())))
     }));
     if alg == "RS256" {
-        let parts: Vec<(Vec<u8>, Vec<u8>)> = tokens
-            .iter()
-            .map(|t| {
-                let (input, sig) = t.rsplit_once('.').unwrap();
-                let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(sig)
-                    .unwrap();
-                (input.as_bytes().to_vec(), sig)
-            })
-            .collect();
+        let parts = support::signed_parts(&tokens);
         let key = ParsedPublicKey::new(
             &signature::RSA_PKCS1_2048_8192_SHA256,
             signer.public_key_bytes(),
