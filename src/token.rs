@@ -34,7 +34,8 @@ pub(crate) struct Segments<'a> {
     pub(crate) signing_input: &'a [u8],
 }
 
-/// Splits a token into its segments; five segments are a JWE.
+/// Splits a token at its first and last dot; [`extra_segments`] says, on a refusal, whether it
+/// had more than three segments (five are a JWE).
 pub(crate) fn split(token: &[u8]) -> Result<Segments<'_>, JwtError> {
     // The first dot from the front (the header is short), the last from the back (so is the
     // signature). Dots between them are not looked for here: base64url has none, so a payload
