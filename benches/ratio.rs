@@ -2,7 +2,9 @@
 //! (aws-lc-rs verifying RS256 signatures with a key parsed once) and `layer` (the whole layer,
 //! cache off, on the same tokens) measured in interleaved pairs, so that a machine getting
 //! faster or slower between the two halves cannot skew the ratio: each pair is ten short turns
-//! of each half, alternating. Prints every pair's ratio, their median and their spread.
+//! of each half, alternating. Prints every pair's ratio, their median and their spread, by the
+//! thread's CPU time (which leaves out a virtual machine's steal time; see `cpu_ns`) and by wall
+//! time.
 //!
 //! `cargo bench --bench ratio` (or `-- --pairs 15`). Under `cargo test --bench ratio` it runs
 //! one short pair, only to check that it works.
@@ -71,8 +73,10 @@ fn main() {
     }));
     let mut cx = Context::from_waker(Waker::noop());
 
-    // Nanoseconds per call of `f`, called in a loop for about `half`.
+    // Nanoseconds per call of `f`, called in a loop for about `half`: the thread's CPU time
+    // (see `cpu_ns`) and the wall time.
     let time = |f: &mut dyn FnMut(usize)| {
+        let cpu = cpu_ns();
         let start = Instant::now();
         let mut n = 0usize;
         while start.elapsed() < half {
@@ -81,7 +85,15 @@ fn main() {
                 n += 1;
             }
         }
-        start.elapsed().as_nanos() as f64 / n as f64
+        let wall = start.elapsed().as_nanos() as f64;
+        let cpu = match (cpu, cpu_ns()) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64,
+            _ => wall,
+        };
+        Turn {
+            cpu: cpu / n as f64,
+            wall: wall / n as f64,
+        }
     };
     let mut floor = |i: usize| {
         let (m, s) = &parts[i];
@@ -106,9 +118,9 @@ fn main() {
     // A turn of each first, unrecorded: the first turns run cold.
     time(&mut floor);
     time(&mut through_layer);
-    let mut ratios = Vec::new();
+    let (mut ratios, mut wall_ratios) = (Vec::new(), Vec::new());
     for pair in 0..pairs {
-        let (mut f, mut l) = (0.0, 0.0);
+        let (mut f, mut l) = (Turn::default(), Turn::default());
         for slice in 0..SLICES {
             if (pair + slice) % 2 == 0 {
                 f += time(&mut floor);
@@ -118,17 +130,61 @@ fn main() {
                 f += time(&mut floor);
             }
         }
-        let (f, l) = (f / f64::from(SLICES), l / f64::from(SLICES));
         println!(
-            "pair {pair}: floor {f:.0} ns, layer {l:.0} ns, layer ÷ floor {:.3}",
-            l / f
+            "pair {pair}: CPU floor {:.0} ns, layer {:.0} ns, layer ÷ floor {:.3} \
+             (wall: {:.0} ns, {:.0} ns, {:.3})",
+            f.cpu / f64::from(SLICES),
+            l.cpu / f64::from(SLICES),
+            l.cpu / f.cpu,
+            f.wall / f64::from(SLICES),
+            l.wall / f64::from(SLICES),
+            l.wall / f.wall,
         );
-        ratios.push(l / f);
+        ratios.push(l.cpu / f.cpu);
+        wall_ratios.push(l.wall / f.wall);
     }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
-    let (low, high) = (ratios[0], ratios[ratios.len() - 1]);
+    let (median, low, high) = summary(&mut ratios);
+    let (wall_median, wall_low, wall_high) = summary(&mut wall_ratios);
     println!(
-        "RS256 layer ÷ floor over {pairs} interleaved pairs: median {median:.3}, spread {low:.3}–{high:.3}"
+        "RS256 layer ÷ floor over {pairs} interleaved pairs, CPU time: median {median:.3}, \
+         spread {low:.3}–{high:.3} (wall time: median {wall_median:.3}, spread \
+         {wall_low:.3}–{wall_high:.3})"
     );
+}
+
+/// One turn's nanoseconds per call: the thread's CPU time and the wall time.
+#[derive(Default, Clone, Copy)]
+struct Turn {
+    cpu: f64,
+    wall: f64,
+}
+
+impl std::ops::AddAssign for Turn {
+    fn add_assign(&mut self, other: Turn) {
+        self.cpu += other.cpu;
+        self.wall += other.wall;
+    }
+}
+
+/// The median and the extremes.
+fn summary(ratios: &mut [f64]) -> (f64, f64, f64) {
+    ratios.sort_by(f64::total_cmp);
+    (
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+    )
+}
+
+/// This thread's CPU time in nanoseconds, from `/proc/thread-self/schedstat` (Linux). On a
+/// virtual machine with steal-time accounting it leaves out the time the hypervisor gave the
+/// core to someone else, which wall time counts and which made single runs here swing by ±10 %;
+/// `None` (wall time only) elsewhere.
+fn cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
