@@ -12,7 +12,7 @@
 //! ```
 //!
 //! With `--toggle-collect='callgrind_layer::floor_all'` it counts the bare check instead (RS256
-//! only). Figures in the README's micro-benchmarks section.
+//! and ES256 only). Figures in the README's micro-benchmarks section.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../support/mod.rs"]
@@ -89,13 +89,14 @@ fn main() {
     let mut svc = layer.layer(tower::service_fn(|_: Request<()>| {
         std::future::ready(Ok::<_, Infallible>(Response::new(())))
     }));
-    if alg == "RS256" {
+    let floor: Option<&'static dyn signature::VerificationAlgorithm> = match alg {
+        "RS256" => Some(&signature::RSA_PKCS1_2048_8192_SHA256),
+        "ES256" => Some(&signature::ECDSA_P256_SHA256_FIXED),
+        _ => None,
+    };
+    if let Some(floor) = floor {
         let parts = support::signed_parts(&tokens);
-        let key = ParsedPublicKey::new(
-            &signature::RSA_PKCS1_2048_8192_SHA256,
-            signer.public_key_bytes(),
-        )
-        .unwrap();
+        let key = ParsedPublicKey::new(floor, signer.public_key_bytes()).unwrap();
         floor_all(&key, &parts);
     }
     layer_all(&mut svc, &headers);

@@ -160,6 +160,19 @@ impl Claims {
         scp.chain(scope)
     }
 
+    /// Whether [`scopes`](Self::scopes) holds `want`: the requirements' check, one plain loop
+    /// over the words instead of the chained iterators (the request path runs it for every
+    /// token).
+    pub(crate) fn has_scope(&self, want: &str) -> bool {
+        let has = |name: &str| self.get(name).is_some_and(|v| has_word(v, want, true));
+        !want.is_empty() && (has("scp") || has("scope"))
+    }
+
+    /// Whether [`roles`](Self::roles) holds `want`.
+    pub(crate) fn has_role(&self, want: &str) -> bool {
+        self.get("roles").is_some_and(|v| has_word(v, want, false))
+    }
+
     /// The roles from `roles`: an array of strings, or one string.
     pub fn roles(&self) -> impl Iterator<Item = &str> {
         self.get("roles").map(list).into_iter().flatten()
@@ -215,6 +228,20 @@ impl<'a> Iterator for Strings<'a> {
     }
 }
 
+/// Whether `v` holds `want`: as one of its space-separated words (`words`) or as the whole
+/// string, or as one of its array's strings. [`words`] and [`list`] in one loop.
+fn has_word(v: &Value, want: &str, words: bool) -> bool {
+    match v {
+        Value::String(s) if words => s
+            .as_bytes()
+            .split(|b| *b == b' ')
+            .any(|w| w == want.as_bytes()),
+        Value::String(s) => s == want,
+        Value::Array(a) => a.iter().any(|item| item.as_str() == Some(want)),
+        _ => false,
+    }
+}
+
 /// Space-separated words of a string, or the strings of an array.
 fn words(v: &Value) -> Strings<'_> {
     match v {
@@ -230,5 +257,41 @@ fn list(v: &Value) -> Strings<'_> {
         Value::String(s) => Strings::One(Some(s.as_str())),
         Value::Array(a) => Strings::Array(a.iter()),
         _ => Strings::One(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The requirements' checks (`has_scope`, `has_role`) agree with the public iterators
+    /// (`scopes`, `roles`) on every shape of the claims.
+    #[test]
+    fn has_scope_and_has_role_agree_with_the_iterators() {
+        let payloads = [
+            r#"{"scp":"a b","roles":["r","s"]}"#,
+            r#"{"scp":"a  b ","scope":"c"}"#,
+            r#"{"scope":["a","b",1],"roles":"r s"}"#,
+            r#"{"scp":["a b"],"roles":[1,"r"]}"#,
+            r#"{"scp":1,"scope":null,"roles":{"r":1}}"#,
+            r#"{"scp":"","roles":""}"#,
+            r#"{}"#,
+        ];
+        let wants = ["a", "b", "c", "a b", "", " ", "r", "s", "r s", "x"];
+        for payload in payloads {
+            let claims = Claims::from_unverified_json(payload.as_bytes()).unwrap();
+            for want in wants {
+                assert_eq!(
+                    claims.has_scope(want),
+                    claims.scopes().any(|s| s == want),
+                    "scope {want:?} in {payload}"
+                );
+                assert_eq!(
+                    claims.has_role(want),
+                    claims.roles().any(|r| r == want),
+                    "role {want:?} in {payload}"
+                );
+            }
+        }
     }
 }

@@ -305,18 +305,12 @@ impl Requirement {
     /// Checks the synchronous parts; asynchronous predicates are skipped (see `check_async`).
     pub(crate) fn check(&self, claims: &Claims) -> Result<(), Denied> {
         match &self.0 {
-            Node::Scopes { scopes, all } => check_set(
-                scopes,
-                *all,
-                |want| claims.scopes().any(|s| s == want),
-                "scope",
-            ),
-            Node::Roles { roles, all } => check_set(
-                roles,
-                *all,
-                |want| claims.roles().any(|r| r == want),
-                "role",
-            ),
+            Node::Scopes { scopes, all } => {
+                check_set(scopes, *all, |want| claims.has_scope(want), "scope")
+            }
+            Node::Roles { roles, all } => {
+                check_set(roles, *all, |want| claims.has_role(want), "role")
+            }
             Node::Claim(c) => c.check(claims),
             Node::All(r) => r.iter().try_for_each(|r| r.check(claims)),
             Node::Any(r) => any_of(r.iter().map(|r| r.check(claims))),
