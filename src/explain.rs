@@ -40,7 +40,7 @@ use serde_json::Value;
 use crate::algorithm::Algorithm;
 use crate::claims::{Claims, Registered, parse_claims};
 use crate::error::{JwtError, JwtErrorKind};
-use crate::keys::{Key, KeySet, MAX_CANDIDATES};
+use crate::keys::{Key, KeySet, MAX_CANDIDATES, RefreshReason};
 use crate::response::Answers;
 use crate::token::{self, Segments};
 use crate::validate::{Step, Validator, after_no_key, still_no_key};
@@ -307,13 +307,14 @@ impl fmt::Display for Explanation {
         let a = &self.answer;
         match a.kind {
             None => writeln!(f, "answer: {} ({})", a.status, a.description)?,
-            Some(kind) => writeln!(
-                f,
-                "answer: {} {} ({kind}): {}",
-                a.status,
-                a.error.as_deref().unwrap_or("-"),
-                a.description
-            )?,
+            Some(kind) => {
+                let error = a.error.as_deref().unwrap_or("-");
+                write!(f, "answer: {} {error}", a.status)?;
+                if error != kind.as_str() {
+                    write!(f, " ({kind})")?;
+                }
+                writeln!(f, ": {}", a.description)?;
+            }
         }
         let name_w = self
             .checks
@@ -506,7 +507,9 @@ fn seconds(delta: f64) -> String {
 
 fn time_text(now: u64, at: f64) -> String {
     let delta = at - now as f64;
-    if delta >= 0.0 {
+    if delta.abs() < 1.0 {
+        format!("{at} (now)")
+    } else if delta >= 0.0 {
         format!("{at} (in {})", seconds(delta))
     } else {
         format!("{at} ({} ago)", seconds(delta))
@@ -533,8 +536,7 @@ pub(crate) async fn run(
     let mut claims_verified = false;
     let bytes = token.as_bytes();
     let max = v.max_token_bytes();
-    let format_expected =
-        format!("three segments of canonical base64url, at most {max} bytes (not a JWE)");
+    let format_expected = format!("3 base64url segments (not a JWE), at most {max} bytes");
 
     // Format: the preamble, the size, the segments.
     let seg: Option<Segments<'_>> = if let Err(e) = preamble {
@@ -751,13 +753,16 @@ async fn checks_from_header(
         }
         Ok(sig) => {
             let mut found = lookup(v, kid, alg, seg.signing_input, &sig);
-            let mut refreshed = false;
+            let mut refreshed = "";
             let mut outcome = Ok(());
             if found.verified.is_none() {
                 outcome = match after_no_key(kid, found.cold, found.tried, true) {
                     Ok(Step::Refresh(reason)) => {
+                        refreshed = match reason {
+                            RefreshReason::NoKeys => ", after the first fetch of keys",
+                            _ => ", after a refresh for this kid",
+                        };
                         let last_error = v.refresh_keys(reason).await;
-                        refreshed = true;
                         found = lookup(v, kid, alg, seg.signing_input, &sig);
                         match (
                             &found.verified,
@@ -772,7 +777,7 @@ async fn checks_from_header(
                     Err(e) => Err(e),
                 };
             }
-            let after = if refreshed { ", after a refresh" } else { "" };
+            let after = refreshed;
             match (&found.verified, outcome) {
                 (Some((source, set, index)), _) => {
                     let key = set.key_at(*index).map_or("?".to_owned(), describe_key);
