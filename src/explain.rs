@@ -500,6 +500,8 @@ fn seconds(delta: f64) -> String {
     let d = delta.abs();
     if d >= 86_400.0 * 2.0 {
         format!("{:.0} s (about {:.0} days)", d, d / 86_400.0)
+    } else if d >= 3600.0 {
+        format!("{:.0} s (about {:.0} h)", d, d / 3600.0)
     } else {
         format!("{d:.0} s")
     }
