@@ -496,25 +496,28 @@ fn key_sets_summary(v: &Validator, kid: Option<&str>) -> String {
     parts.join(" | ")
 }
 
-fn seconds(delta: f64) -> String {
+/// `delta` seconds, with a rounder figure beside large ones.
+fn seconds(delta: f64) -> (String, String) {
     let d = delta.abs();
-    if d >= 86_400.0 * 2.0 {
-        format!("{:.0} s (about {:.0} days)", d, d / 86_400.0)
+    let about = if d >= 2.0 * 86_400.0 {
+        format!("; about {:.0} days", d / 86_400.0)
     } else if d >= 3600.0 {
-        format!("{:.0} s (about {:.0} h)", d, d / 3600.0)
+        format!("; about {:.0} h", d / 3600.0)
     } else {
-        format!("{d:.0} s")
-    }
+        String::new()
+    };
+    (format!("{d:.0} s"), about)
 }
 
 fn time_text(now: u64, at: f64) -> String {
     let delta = at - now as f64;
+    let (secs, about) = seconds(delta);
     if delta.abs() < 1.0 {
         format!("{at} (now)")
     } else if delta >= 0.0 {
-        format!("{at} (in {})", seconds(delta))
+        format!("{at} (in {secs}{about})")
     } else {
-        format!("{at} ({} ago)", seconds(delta))
+        format!("{at} ({secs} ago{about})")
     }
 }
 

@@ -78,6 +78,7 @@ async fn a_token_failing_several_checks_lists_all_of_them() {
         .claim("exp", now() - 7200)
         .sign();
     let report = layer.explain(&token).await;
+    println!("{report}"); // shown with --nocapture
     assert_eq!(
         failed(&report),
         [
