@@ -14,7 +14,10 @@
 //! `--require-claim-all NAME=V1[,V2…]`…, `--algorithm ALG`…, `--leeway SECONDS`,
 //! `--header-name NAME`, `--query-param NAME`, `--failed-status CODE`, `--failed-message TEXT`,
 //! `--allow-http`, `--token-cache N` (remember up to N validated tokens; the cache's counters are
-//! printed on Ctrl-C), `--no-auth` (no layer at all: the baseline of `scripts/http_bench.sh`).
+//! printed on Ctrl-C), `--no-auth` (no layer at all: the baseline of `scripts/http_bench.sh`),
+//! `--inspector` (a development tool, loopback only: the token inspector page at
+//! `/_inspector/`, where a pasted token gets `ValidateJwtLayer::explain`'s report of every check;
+//! see `mod inspector` below).
 
 use std::error::Error;
 use std::io::Write as _;
@@ -50,13 +53,14 @@ struct Args {
     allow_http: bool,
     token_cache: usize,
     no_auth: bool,
+    inspector: bool,
 }
 
 const USAGE: &str = "usage: echo_gateway [--listen ADDR] [--openid-config URL]... [--jwks-uri URL]... \
 [--issuer ISS]... [--audience AUD]... [--require-scope S]... [--require-claim NAME=V1[,V2]]... \
 [--require-claim-all NAME=V1[,V2]]... [--algorithm ALG]... [--leeway SECONDS] [--header-name NAME] \
 [--query-param NAME] [--failed-status CODE] [--failed-message TEXT] [--allow-http] [--token-cache N] \
-[--no-auth]";
+[--no-auth] [--inspector]";
 
 fn parse_args() -> Result<Args, BoxError> {
     let mut args = Args::default();
@@ -84,6 +88,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--allow-http" => args.allow_http = true,
             "--token-cache" => args.token_cache = value()?.parse()?,
             "--no-auth" => args.no_auth = true,
+            "--inspector" => args.inspector = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -179,6 +184,121 @@ mod demo {
     }
 }
 
+/// `--inspector`: the token inspector, a development tool. A page (HTML, script and style
+/// from `examples/inspector/`, compiled in: nothing is loaded from elsewhere, so it works
+/// offline) where a developer pastes a token, and a JSON endpoint answering with
+/// [`ValidateJwtLayer::explain`]'s report. Served beside the protected routes, outside the
+/// layer, on loopback only. Nothing is logged or stored; every answer carries
+/// `Cache-Control: no-store` and a strict Content-Security-Policy; the endpoint takes JSON only
+/// (so a page of another origin cannot post to it without a preflight this server never
+/// answers), from a page of its own origin, under its own `Host` (no DNS rebinding).
+mod inspector {
+    use super::*;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::routing::{get, post};
+
+    pub(super) const PATH: &str = "/_inspector/";
+    const PAGE: &str = include_str!("inspector/index.html");
+    const SCRIPT: &str = include_str!("inspector/inspector.js");
+    const STYLE: &str = include_str!("inspector/inspector.css");
+    const ICON: &str = include_str!("inspector/favicon.svg");
+    const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                       connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
+                       frame-ancestors 'none'";
+
+    #[derive(Clone)]
+    struct Inspector {
+        layer: ValidateJwtLayer,
+        /// The `Host` values of this server: `127.0.0.1:PORT` (or `[::1]:PORT`), `localhost:PORT`.
+        hosts: Vec<String>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Body {
+        token: String,
+    }
+
+    /// The inspector's routes; `addr` is the loopback address the server listens on.
+    pub(super) fn routes(layer: ValidateJwtLayer, addr: SocketAddr) -> Router {
+        let state = Inspector {
+            layer,
+            hosts: vec![addr.to_string(), format!("localhost:{}", addr.port())],
+        };
+        Router::new()
+            .route(
+                "/_inspector",
+                get(|| async { axum::response::Redirect::permanent(PATH) }),
+            )
+            .route(
+                PATH,
+                get(|| async { asset("text/html; charset=utf-8", PAGE) }),
+            )
+            .route(
+                "/_inspector/inspector.js",
+                get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+            )
+            .route(
+                "/_inspector/inspector.css",
+                get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+            )
+            .route(
+                "/_inspector/favicon.svg",
+                get(|| async { asset("image/svg+xml", ICON) }),
+            )
+            .route("/_inspector/explain", post(explain))
+            .with_state(state)
+            .layer(axum::middleware::map_response(secure))
+    }
+
+    fn asset(content_type: &'static str, body: &'static str) -> Response {
+        ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    }
+
+    /// The headers of every inspector answer.
+    async fn secure(mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        response
+    }
+
+    /// `POST {"token": "…"}` → the report as JSON. Refused unless it comes from this server's
+    /// own page: JSON (axum's `Json` wants `application/json`), same origin, own `Host`.
+    async fn explain(
+        State(inspector): State<Inspector>,
+        headers: HeaderMap,
+        axum::Json(body): axum::Json<Body>,
+    ) -> Response {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if !host.is_some_and(|h| inspector.hosts.iter().any(|own| own == h)) {
+            return (StatusCode::MISDIRECTED_REQUEST, "not this server's host").into_response();
+        }
+        let site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
+        if site.is_some_and(|s| s != "same-origin" && s != "none") {
+            return (
+                StatusCode::FORBIDDEN,
+                "the inspector answers its own page only",
+            )
+                .into_response();
+        }
+        let report = inspector.layer.explain(&body.token).await;
+        axum::Json(report).into_response()
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match run().await {
@@ -193,6 +313,9 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), BoxError> {
     let mut args = parse_args()?;
+    if args.inspector && args.no_auth {
+        return Err("--inspector explains what the layer does: it cannot go with --no-auth".into());
+    }
     if args.no_auth {
         let listen: SocketAddr = args.listen.as_deref().unwrap_or("127.0.0.1:3000").parse()?;
         let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -268,12 +391,30 @@ async fn run() -> Result<(), BoxError> {
         eprintln!("warning: keys not available yet ({e}); requests get 503 until they are");
     }
 
-    let app = Router::new().fallback(echo).layer(layer.clone());
+    let mut app = Router::new().fallback(echo).layer(layer.clone());
     let listen: SocketAddr = args.listen.as_deref().unwrap_or("127.0.0.1:3000").parse()?;
+    if args.inspector && !listen.ip().is_loopback() {
+        return Err(format!(
+            "--inspector is a development tool and listens on loopback only, not {listen}: \
+             use --listen 127.0.0.1:PORT (or leave --inspector out)"
+        )
+        .into());
+    }
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    if args.inspector {
+        // Added after `.layer(..)`: outside the layer, so the page needs no token.
+        app = app.merge(inspector::routes(layer.clone(), addr));
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on http://{addr}")?;
+    if args.inspector && demo.is_none() {
+        writeln!(
+            out,
+            "token inspector (a development tool): http://{addr}{}",
+            inspector::PATH
+        )?;
+    }
     if let Some(issuer) = &demo {
         let valid = demo::valid(issuer, demo::SCOPE);
         let expired = demo::expired(issuer);
@@ -301,6 +442,13 @@ async fn run() -> Result<(), BoxError> {
             big.split('.').next().map_or(0, str::len) * 3 / 4
         );
         eprintln!("curl -i -H 'Authorization: Bearer {big}' http://{addr}/hello");
+        if args.inspector {
+            eprintln!(
+                "# why a token is refused: paste it into the token inspector (a development \
+                 tool) at http://{addr}{}",
+                inspector::PATH
+            );
+        }
     }
     out.flush()?;
     drop(out);

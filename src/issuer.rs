@@ -342,6 +342,35 @@ impl IssuerRule {
     }
 }
 
+impl IssuerRule {
+    /// In words, what [`check`](Self::check) accepts from `key` of source number `source`
+    /// (for `explain`): the source's issuer set, the key's own issuer and the tenant list.
+    pub(crate) fn describe(&self, source: usize, set: &KeySet, key: &Key) -> String {
+        let mut out = match self.sources.get(source) {
+            Some(SourceIssuers::Assigned(issuers)) => list(issuers),
+            Some(SourceIssuers::Own(stated)) => list(set.issuers().unwrap_or(stated)),
+            Some(SourceIssuers::Any { others }) if others.is_empty() => {
+                "any issuer (danger_accept_any_issuer)".to_owned()
+            }
+            Some(SourceIssuers::Any { others }) => format!(
+                "any issuer except {} (danger_accept_any_issuer)",
+                list(others)
+            ),
+            None => "none (the key's source has no issuer set)".to_owned(),
+        };
+        if let Some(own) = key.jwk_issuer() {
+            out.push_str(&format!(", and the key's own issuer {}", own.as_str()));
+        }
+        if !self.allowed_tenants.is_empty() {
+            out.push_str(&format!(
+                ", with `tid` one of {}",
+                self.allowed_tenants.join(", ")
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,20 +116,48 @@ impl ValidateJwtLayer {
     /// # }
     /// ```
     pub async fn validate_token(&self, token: &str) -> Result<Claims, JwtError> {
-        if token.trim().is_empty() {
-            return Err(JwtError::new(JwtErrorKind::Missing));
-        }
-        if token.trim_start().contains(' ') {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::Malformed,
-                "the value contains a space: pass the token without its authorization scheme \
-                 (`Bearer `)",
-            ));
-        }
+        token_alone(token)?;
         self.validator
             .clone()
             .validate_token(token.as_bytes())
             .await
+    }
+
+    /// Runs every check of the layer on `token` and reports each one — what was expected, what
+    /// the token holds — with the answer the layer would give ([`validate_token`](Self::validate_token)'s
+    /// verdict, as an HTTP answer). Same configuration, keys and clock as the layer (a token
+    /// naming an unknown `kid` makes it refresh its keys as the layer would); nothing is
+    /// logged. A development tool, never on the request path: see [`explain`](crate::explain).
+    ///
+    /// ```
+    /// use std::time::{SystemTime, UNIX_EPOCH};
+    /// use validate_jwt::explain::{CheckName, Outcome};
+    /// use validate_jwt::testing::TestIssuer;
+    /// use validate_jwt::{JwtErrorKind, ValidateJwtLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let idp = TestIssuer::start().unwrap();
+    /// let layer = ValidateJwtLayer::builder()
+    ///     .add_discovery_url(idp.discovery_url())
+    ///     .add_audience(idp.audience())
+    ///     .require_all_scopes(["Files.Read"])
+    ///     .build()
+    ///     .unwrap();
+    /// let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    /// // Expired an hour ago, and without the scope: both are reported.
+    /// let token = idp.token().scopes(["Other"]).claim("exp", now - 3600).sign();
+    /// let report = layer.explain(&token).await;
+    /// assert_eq!(report.answer().status(), 401);
+    /// assert_eq!(report.answer().kind(), Some(JwtErrorKind::Expired));
+    /// let failed: Vec<CheckName> = report.failures().map(|c| c.name()).collect();
+    /// assert_eq!(failed, [CheckName::Expiry, CheckName::Requirement]);
+    /// assert_eq!(report.check(CheckName::Signature).unwrap().outcome(), Outcome::Pass);
+    /// # }
+    /// ```
+    pub async fn explain(&self, token: &str) -> crate::explain::Explanation {
+        let preamble = token_alone(token);
+        crate::explain::run(&self.validator, &self.http.answers, token, preamble).await
     }
 
     /// A layer for one route that adds `requirement` to what this layer checks, reusing the
@@ -159,6 +187,22 @@ impl ValidateJwtLayer {
     ) -> Result<RequireClaimsLayer, crate::ConfigError> {
         RequireClaimsLayer::new(self.validator.id(), self.http.answers.clone(), requirement)
     }
+}
+
+/// What [`ValidateJwtLayer::validate_token`] refuses before reading a token: none at all, or
+/// a value with its scheme still in front.
+fn token_alone(token: &str) -> Result<(), JwtError> {
+    if token.trim().is_empty() {
+        return Err(JwtError::new(JwtErrorKind::Missing));
+    }
+    if token.trim_start().contains(' ') {
+        return Err(JwtError::with_detail(
+            JwtErrorKind::Malformed,
+            "the value contains a space: pass the token without its authorization scheme \
+             (`Bearer `)",
+        ));
+    }
+    Ok(())
 }
 
 impl<S> Layer<S> for ValidateJwtLayer {

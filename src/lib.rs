@@ -130,6 +130,7 @@ mod claims;
 mod clock;
 mod config;
 mod error;
+pub mod explain;
 mod extract;
 mod forward;
 mod future;
@@ -156,6 +157,7 @@ pub use claims::{ClaimRequirement, Claims, Denied, Requirement};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ValidateJwtBuilder};
 pub use error::{ConfigError, JwtError, JwtErrorKind, KeyError, KeyErrorKind};
+pub use explain::Explanation;
 pub use forward::ClaimHeaderEncoding;
 pub use future::ResponseFuture;
 pub use keys::{

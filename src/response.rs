@@ -83,6 +83,16 @@ impl Answers {
         response
     }
 
+    /// The answer to `err` as [`respond`](Self::respond) gives it, without logging anything
+    /// (for `explain`, which must leave no trace of the tokens it is shown).
+    pub(crate) fn preview(&self, err: &JwtError) -> Response<Bytes> {
+        let mut response = self.default_answer(err, false);
+        if let Some(responder) = &self.responder {
+            response = responder(err, response);
+        }
+        response
+    }
+
     /// The answer before a custom responder sees it.
     fn default_answer(&self, err: &JwtError, grpc: bool) -> Response<Bytes> {
         let kind = err.kind();

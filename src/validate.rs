@@ -253,6 +253,24 @@ impl Validator {
         token: Vec<u8>,
         reason: RefreshReason,
     ) -> Result<Claims, JwtError> {
+        let last_error = self.refresh_keys(reason).await;
+        let retried = match &self.token_cache {
+            Some(cache) => {
+                let now = self.clock.now();
+                self.verify_and_remember(cache, cache.miss(&token), &token, false, now)
+            }
+            None => self.verify(&token, false),
+        };
+        match retried {
+            Ok(Step::Done(claims)) => self.finish_async(claims).await,
+            Ok(Step::Refresh(_)) => Err(still_no_key(last_error)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks every key source for fresh keys and waits for them together (at most `key_wait`);
+    /// the last error, if a source failed or timed out. (Shared with `explain`.)
+    pub(crate) async fn refresh_keys(&self, reason: RefreshReason) -> Option<KeyError> {
         let mut last_error: Option<KeyError> = None;
         let refreshes: Vec<_> = self
             .providers
@@ -274,21 +292,7 @@ impl Validator {
                 }
             }
         }
-        let retried = match &self.token_cache {
-            Some(cache) => {
-                let now = self.clock.now();
-                self.verify_and_remember(cache, cache.miss(&token), &token, false, now)
-            }
-            None => self.verify(&token, false),
-        };
-        match retried {
-            Ok(Step::Done(claims)) => self.finish_async(claims).await,
-            Ok(Step::Refresh(_)) => Err(match last_error {
-                Some(e) => JwtError::keys_unavailable(e),
-                None => JwtError::new(JwtErrorKind::UnknownKey),
-            }),
-            Err(e) => Err(e),
-        }
+        last_error
     }
 
     /// [`verify`](Self::verify) through the verified-token cache when it is on. A hit skips
@@ -531,5 +535,122 @@ fn no_key(kid: Option<&str>, cold: bool, tried: bool, may_refresh: bool) -> Resu
     match kid {
         Some(kid) if may_refresh => Ok(Step::Refresh(RefreshReason::UnknownKid(kid.to_owned()))),
         _ => Err(JwtError::new(JwtErrorKind::UnknownKey)),
+    }
+}
+
+// ---- The layer's own rules, for `explain` (src/explain.rs) ----------------------------------
+// Read-only views and the checks above under names of their own, so the report runs exactly
+// the request path's rules. Never called on the request path.
+impl Validator {
+    pub(crate) fn algorithms(&self) -> AlgorithmSet {
+        self.algorithms
+    }
+
+    pub(crate) fn leeway(&self) -> u64 {
+        self.leeway
+    }
+
+    pub(crate) fn requires_exp(&self) -> bool {
+        self.require_exp
+    }
+
+    pub(crate) fn issuer_rule(&self) -> &IssuerRule {
+        &self.issuer_rule
+    }
+
+    /// The accepted audiences; `None` with `danger_accept_any_audience`.
+    pub(crate) fn accepted_audiences(&self) -> Option<&[Box<str>]> {
+        (!self.any_audience).then_some(&self.audiences[..])
+    }
+
+    pub(crate) fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    pub(crate) fn requirement(&self) -> Option<&Requirement> {
+        self.requirement.as_ref()
+    }
+
+    pub(crate) fn wanted(&self) -> &Wanted {
+        &self.wanted
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// `exp` and `nbf` at `now`, with the leeway: the request path's time rule.
+    pub(crate) fn times_at(
+        &self,
+        now: u64,
+        exp: Option<f64>,
+        nbf: Option<f64>,
+    ) -> Result<(), JwtError> {
+        self.check_times_at(now, exp, nbf)
+    }
+
+    /// The request path's audience rule.
+    pub(crate) fn audience(&self, r: &Registered) -> Result<(), JwtError> {
+        self.check_audience(r)
+    }
+
+    /// The allow-list, as the request path words its refusal.
+    pub(crate) fn allow_listed(&self, alg: crate::Algorithm) -> Result<(), JwtError> {
+        match self.algorithms.contains(alg) {
+            true => Ok(()),
+            false => Err(JwtError::with_detail(
+                JwtErrorKind::UnsupportedAlgorithm,
+                "`alg` is not on the allow-list",
+            )),
+        }
+    }
+
+    /// The `typ` rule, as the request path words its refusal.
+    pub(crate) fn typ_rule(&self, typ: Option<&str>) -> Result<(), JwtError> {
+        match self.typ.accepts(typ) {
+            true => Ok(()),
+            false => Err(JwtError::with_detail(
+                JwtErrorKind::InvalidHeader,
+                "`typ` is not accepted",
+            )),
+        }
+    }
+
+    /// The signature segment decoded, refused as the request path refuses it.
+    pub(crate) fn signature_bytes(seg: &Segments<'_>) -> Result<Vec<u8>, JwtError> {
+        if seg.signature.is_empty() {
+            return Err(JwtError::with_detail(
+                JwtErrorKind::InvalidSignature,
+                "no signature",
+            ));
+        }
+        if seg.signature.len() > MAX_SIGNATURE_B64 {
+            return Err(token::malformed("the signature is too large"));
+        }
+        token::b64_vec(seg.signature)
+            .ok_or_else(|| token::malformed("the signature is not canonical base64url"))
+    }
+
+    /// The refusal of an unmet requirement, as the request path words it.
+    pub(crate) fn requirement_refusal(&self, denied: &crate::Denied) -> JwtError {
+        JwtError::insufficient(denied.reason().to_owned(), self.required_scopes.clone())
+    }
+}
+
+/// What follows when no key verified the signature (the request path's rule, for `explain`).
+pub(crate) fn after_no_key(
+    kid: Option<&str>,
+    cold: bool,
+    tried: bool,
+    may_refresh: bool,
+) -> Result<Step, JwtError> {
+    no_key(kid, cold, tried, may_refresh)
+}
+
+/// The refusal when a refresh still left no key for the token (`explain` shares it).
+pub(crate) fn still_no_key(last_error: Option<KeyError>) -> JwtError {
+    match last_error {
+        Some(e) => JwtError::keys_unavailable(e),
+        None => JwtError::new(JwtErrorKind::UnknownKey),
     }
 }

@@ -350,6 +350,79 @@ impl Requirement {
     }
 }
 
+// ---- For `explain` (src/explain.rs): a rule's parts, in words ---------------------------------
+impl Requirement {
+    /// The rule's parts as the layer lists them: the requirements of a top-level `all`
+    /// (one per `require*` call on the builder), or the rule itself.
+    pub(crate) fn parts(&self) -> Vec<&Requirement> {
+        match &self.0 {
+            Node::All(r) => r.iter().collect(),
+            _ => vec![self],
+        }
+    }
+
+    /// What the rule asks for, in words.
+    pub(crate) fn describe(&self) -> String {
+        let words = |items: &[Box<str>]| items.join(", ");
+        match &self.0 {
+            Node::Scopes { scopes, all } => format!("{} the scopes {}", mode(*all), words(scopes)),
+            Node::Roles { roles, all } => format!("{} the roles {}", mode(*all), words(roles)),
+            Node::Claim(c) => format!(
+                "claim {} holding {} {}",
+                c.path.join("."),
+                mode(c.all),
+                c.values
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Node::All(r) => format!(
+                "all of ({})",
+                r.iter()
+                    .map(Requirement::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Node::Any(r) => format!(
+                "any of ({})",
+                r.iter()
+                    .map(Requirement::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Node::Predicate(name, _) => format!("predicate {name}"),
+            Node::AsyncPredicate(name, _) => format!("predicate {name} (asynchronous)"),
+        }
+    }
+
+    /// What the token holds of what the rule reads, in words.
+    pub(crate) fn found_in(&self, claims: &Claims) -> String {
+        let listed = |items: Vec<&str>| match items.is_empty() {
+            true => "none".to_owned(),
+            false => items.join(" "),
+        };
+        match &self.0 {
+            Node::Scopes { .. } => format!("scopes: {}", listed(claims.scopes().collect())),
+            Node::Roles { .. } => format!("roles: {}", listed(claims.roles().collect())),
+            Node::Claim(c) => match claims.get_path(c.path.iter().map(|s| &**s)) {
+                Some(v) => format!("{}: {v}", c.path.join(".")),
+                None => format!("no claim {}", c.path.join(".")),
+            },
+            Node::All(r) | Node::Any(r) => {
+                let mut seen: Vec<String> = Vec::new();
+                for found in r.iter().map(|r| r.found_in(claims)) {
+                    if !seen.contains(&found) {
+                        seen.push(found);
+                    }
+                }
+                seen.join("; ")
+            }
+            Node::Predicate(..) | Node::AsyncPredicate(..) => "decided by the predicate".to_owned(),
+        }
+    }
+}
+
 fn check_set(
     wanted: &[Box<str>],
     all: bool,

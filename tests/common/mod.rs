@@ -359,12 +359,58 @@ pub async fn call(layer: &validate_jwt::ValidateJwtLayer, token: &str) -> Answer
             "the challenge echoes the token"
         );
     }
-    Answer {
+    let answer = Answer {
         status,
         error_attribute: www_authenticate.as_deref().and_then(error_attribute),
         www_authenticate,
         body,
         error,
+    };
+    assert_explained(layer, token, &answer).await;
+    answer
+}
+
+/// The layer's `explain` report agrees with what the layer answered (checked for every call
+/// of the suites that use [`call`]): the same status and kind, the first failing check names
+/// that kind, with the same detail.
+pub async fn assert_explained(
+    layer: &validate_jwt::ValidateJwtLayer,
+    token: &str,
+    answer: &Answer,
+) {
+    // The layer read the token from `Authorization: Bearer …`, which trims spaces and tabs.
+    let token = token.trim_matches([' ', '\t']);
+    if token.is_empty() {
+        return; // an empty bearer value is the request's fault (400), not a token's
+    }
+    let report = layer.explain(token).await;
+    let context = || format!("{answer:?}\nexplained as:\n{report}");
+    assert_eq!(report.answer().status(), answer.status, "{}", context());
+    assert_eq!(report.answer().kind(), answer.kind(), "{}", context());
+    assert_eq!(
+        report.is_accepted(),
+        answer.error.is_none(),
+        "{}",
+        context()
+    );
+    if let Some(err) = &answer.error {
+        let first = report.failures().next();
+        assert_eq!(
+            first.and_then(|c| c.refusal()),
+            Some(err.kind()),
+            "the first failed check names the layer's refusal: {}",
+            context()
+        );
+        // A space inside the token is refused before reading by `validate_token` (and so by
+        // `explain`), with its own detail.
+        if !token.contains(' ') {
+            assert_eq!(
+                report.error().and_then(|e| e.detail()),
+                err.detail(),
+                "{}",
+                context()
+            );
+        }
     }
 }
 
