@@ -380,32 +380,14 @@ impl Validator {
             &header_heap
         };
         let (header, alg) = token::parse_header(header_json)?;
-        if !self.algorithms.contains(alg) {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::UnsupportedAlgorithm,
-                "`alg` is not on the allow-list",
-            ));
-        }
-        if !self.typ.accepts(header.typ.as_deref()) {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::InvalidHeader,
-                "`typ` is not accepted",
-            ));
-        }
+        self.allow_listed(alg)?;
+        self.typ_rule(header.typ.as_deref())?;
 
         // Signature, decoded on the stack.
-        if seg.signature.is_empty() {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::InvalidSignature,
-                "no signature",
-            ));
-        }
-        if seg.signature.len() > MAX_SIGNATURE_B64 {
-            return Err(token::malformed("the signature is too large"));
-        }
+        signature_segment(seg)?;
         let mut sig_buf = token::stack_buffer();
-        let signature = token::b64_stack(seg.signature, &mut sig_buf)
-            .ok_or_else(|| token::malformed("the signature is not canonical base64url"))?;
+        let signature =
+            token::b64_stack(seg.signature, &mut sig_buf).ok_or_else(signature_not_base64)?;
 
         // Key lookup and signature: at most `MAX_CANDIDATES` keys are tried, over all sources.
         let kid = header.kid.as_deref();
@@ -442,6 +424,30 @@ impl Validator {
         let claims = Claims::new(registered, self.id);
         self.check_requirement(&claims)?;
         Ok(Step::Done(claims))
+    }
+
+    /// The `alg` allow-list (the request path's rule; `explain` runs it too).
+    #[inline]
+    pub(crate) fn allow_listed(&self, alg: crate::Algorithm) -> Result<(), JwtError> {
+        match self.algorithms.contains(alg) {
+            true => Ok(()),
+            false => Err(refusal(
+                JwtErrorKind::UnsupportedAlgorithm,
+                "`alg` is not on the allow-list",
+            )),
+        }
+    }
+
+    /// The `typ` rule (the request path's rule; `explain` runs it too).
+    #[inline]
+    pub(crate) fn typ_rule(&self, typ: Option<&str>) -> Result<(), JwtError> {
+        match self.typ.accepts(typ) {
+            true => Ok(()),
+            false => Err(refusal(
+                JwtErrorKind::InvalidHeader,
+                "`typ` is not accepted",
+            )),
+        }
     }
 
     /// The layer's synchronous requirements (the asynchronous ones run in `finish_async`).
@@ -515,6 +521,31 @@ impl Validator {
             ),
         )
     }
+}
+
+/// A refusal with its detail, built out of line.
+#[cold]
+#[inline(never)]
+fn refusal(kind: JwtErrorKind, detail: &'static str) -> JwtError {
+    JwtError::with_detail(kind, detail)
+}
+
+/// The signature segment's shape: present, and not beyond the largest signature (the request
+/// path's rule; `explain` runs it too).
+#[inline]
+fn signature_segment(seg: &Segments<'_>) -> Result<(), JwtError> {
+    if seg.signature.is_empty() {
+        return Err(refusal(JwtErrorKind::InvalidSignature, "no signature"));
+    }
+    if seg.signature.len() > MAX_SIGNATURE_B64 {
+        return Err(token::malformed("the signature is too large"));
+    }
+    Ok(())
+}
+
+#[cold]
+fn signature_not_base64() -> JwtError {
+    token::malformed("the signature is not canonical base64url")
 }
 
 /// What follows when no key verified the signature: a refresh, or the refusal.
@@ -594,41 +625,10 @@ impl Validator {
         self.check_audience(r)
     }
 
-    /// The allow-list, as the request path words its refusal.
-    pub(crate) fn allow_listed(&self, alg: crate::Algorithm) -> Result<(), JwtError> {
-        match self.algorithms.contains(alg) {
-            true => Ok(()),
-            false => Err(JwtError::with_detail(
-                JwtErrorKind::UnsupportedAlgorithm,
-                "`alg` is not on the allow-list",
-            )),
-        }
-    }
-
-    /// The `typ` rule, as the request path words its refusal.
-    pub(crate) fn typ_rule(&self, typ: Option<&str>) -> Result<(), JwtError> {
-        match self.typ.accepts(typ) {
-            true => Ok(()),
-            false => Err(JwtError::with_detail(
-                JwtErrorKind::InvalidHeader,
-                "`typ` is not accepted",
-            )),
-        }
-    }
-
     /// The signature segment decoded, refused as the request path refuses it.
     pub(crate) fn signature_bytes(seg: &Segments<'_>) -> Result<Vec<u8>, JwtError> {
-        if seg.signature.is_empty() {
-            return Err(JwtError::with_detail(
-                JwtErrorKind::InvalidSignature,
-                "no signature",
-            ));
-        }
-        if seg.signature.len() > MAX_SIGNATURE_B64 {
-            return Err(token::malformed("the signature is too large"));
-        }
-        token::b64_vec(seg.signature)
-            .ok_or_else(|| token::malformed("the signature is not canonical base64url"))
+        signature_segment(seg)?;
+        token::b64_vec(seg.signature).ok_or_else(signature_not_base64)
     }
 
     /// The refusal of an unmet requirement, as the request path words it.
