@@ -15,6 +15,7 @@ use tower::Service;
 
 use crate::error::{JwtError, JwtErrorKind};
 use crate::forward::Forward;
+use crate::metrics::{self, Outcome};
 use crate::response::{Answers, ResponseBody, is_grpc};
 use crate::validate::PendingCheck;
 
@@ -43,6 +44,8 @@ pin_project! {
             inner: Option<S>,
             answers: Arc<Answers>,
             forward: Option<Arc<Forward>>,
+            // Whether the outcome is counted here (the layer's check, not a route's requirement).
+            metered: bool,
         },
     }
 }
@@ -78,6 +81,7 @@ where
                 inner: Some(inner),
                 answers,
                 forward: None,
+                metered: false,
             },
         }
     }
@@ -86,6 +90,14 @@ where
     pub(crate) fn forwarding(mut self, forward: Option<Arc<Forward>>) -> Self {
         if let State::Pending { forward: slot, .. } = &mut self.state {
             *slot = forward;
+        }
+        self
+    }
+
+    /// Counts the pending check's outcome in the request metrics (see [`crate::metrics`]).
+    pub(crate) fn metered(mut self) -> Self {
+        if let State::Pending { metered, .. } = &mut self.state {
+            *metered = true;
         }
         self
     }
@@ -120,8 +132,15 @@ where
                     inner,
                     answers,
                     forward,
+                    metered,
                 } => {
                     let result = ready!(check.as_mut().poll(cx));
+                    let metered = *metered;
+                    let count = |outcome| {
+                        if metered {
+                            metrics::request(outcome);
+                        }
+                    };
                     let (Some(mut request), Some(mut inner)) = (request.take(), inner.take())
                     else {
                         let err = JwtError::new(JwtErrorKind::InvalidRequest);
@@ -142,10 +161,14 @@ where
                                 request.extensions_mut().insert(claims);
                             }
                             match forwarded {
-                                Ok(()) => State::Inner {
-                                    future: inner.call(request),
-                                },
+                                Ok(()) => {
+                                    count(Outcome::Accepted);
+                                    State::Inner {
+                                        future: inner.call(request),
+                                    }
+                                }
                                 Err(err) => {
+                                    count(Outcome::Refused(err.kind()));
                                     let grpc = is_grpc(request.headers());
                                     State::Rejected {
                                         response: Some(answers.respond(&err, grpc)),
@@ -154,6 +177,7 @@ where
                             }
                         }
                         Err(err) => {
+                            count(Outcome::Refused(err.kind()));
                             let grpc = is_grpc(request.headers());
                             State::Rejected {
                                 response: Some(answers.respond(&err, grpc)),

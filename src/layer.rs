@@ -18,6 +18,8 @@ use crate::error::{JwtError, JwtErrorKind, KeyError};
 use crate::extract::TokenLocations;
 use crate::forward::Forward;
 use crate::future::ResponseFuture;
+use crate::health::{Health, Probe};
+use crate::metrics::{self, Outcome};
 use crate::require::{PassedAnonymously, RequireClaimsLayer};
 use crate::response::{Answers, ResponseBody, is_grpc};
 use crate::validate::{Validator, Verdict};
@@ -34,6 +36,8 @@ pub(crate) struct Http {
     pub(crate) answers: Arc<Answers>,
     /// Claims to request headers (`None`: nothing forwarded, nothing stripped).
     pub(crate) forward: Option<Arc<Forward>>,
+    /// What [`ValidateJwtLayer::health`] reads of each key source (same order as the providers).
+    pub(crate) probes: Vec<Probe>,
 }
 
 /// Validates the JWT access token of every request before it reaches the inner service.
@@ -82,6 +86,32 @@ impl ValidateJwtLayer {
         self.validator.token_cache_stats()
     }
 
+    /// The state of the layer's key sources, for a readiness probe: ready, degraded (stale
+    /// keys, since when) or unavailable (no key set), with each source's last success, last
+    /// error, age, consecutive failures and next attempt. Reads state only (no fetch); see
+    /// [`Health`] for the JSON and the status to answer.
+    ///
+    /// ```
+    /// use validate_jwt::HealthStatus;
+    /// use validate_jwt::testing::{Fault, TestIssuer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TestIssuer::start()?;
+    /// let layer = issuer.layer_builder().build()?;
+    /// assert_eq!(layer.health().status(), HealthStatus::Unavailable); // nothing fetched yet
+    /// layer.ready().await?;
+    /// let health = layer.health();
+    /// assert_eq!(health.status(), HealthStatus::Ready);
+    /// assert_eq!(health.sources()[0].kind(), "remote");
+    /// assert!(health.sources()[0].keys() > 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn health(&self) -> Health {
+        crate::health::health(self.validator.providers(), &self.http.probes)
+    }
+
     /// Waits until every key source has a key set (starting the fetches if needed); returns the
     /// first source's error if one cannot get keys. Await it in `main` to warm up before serving.
     pub async fn ready(&self) -> Result<(), KeyError> {
@@ -126,10 +156,16 @@ impl ValidateJwtLayer {
                  (`Bearer `)",
             ));
         }
-        self.validator
+        let result = self
+            .validator
             .clone()
             .validate_token(token.as_bytes())
-            .await
+            .await;
+        metrics::request(match &result {
+            Ok(_) => Outcome::Accepted,
+            Err(err) => Outcome::Refused(err.kind()),
+        });
+        result
     }
 
     /// A layer for one route that adds `requirement` to what this layer checks, reusing the
@@ -235,6 +271,10 @@ where
         let verdict = match extracted {
             Ok(Some(token)) => self.validator.check(token),
             Ok(None) if skipped || http.allow_anonymous => {
+                metrics::request(match skipped {
+                    true => Outcome::Skipped,
+                    false => Outcome::Anonymous,
+                });
                 if let Some(forward) = &http.forward {
                     forward.strip(request.headers_mut());
                 }
@@ -252,13 +292,16 @@ where
                 if let Some(forward) = &http.forward
                     && let Err(err) = forward.write(&claims, request.headers_mut())
                 {
+                    metrics::request(Outcome::Refused(err.kind()));
                     let grpc = is_grpc(request.headers());
                     return ResponseFuture::rejected(http.answers.respond(&err, grpc));
                 }
+                metrics::request(Outcome::Accepted);
                 request.extensions_mut().insert(claims);
                 ResponseFuture::inner(self.inner.call(request))
             }
             Verdict::Invalid(err) => {
+                metrics::request(Outcome::Refused(err.kind()));
                 let grpc = is_grpc(request.headers());
                 ResponseFuture::rejected(http.answers.respond(&err, grpc))
             }
@@ -269,6 +312,7 @@ where
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::pending(check, request, inner, http.answers.clone())
                     .forwarding(http.forward.clone())
+                    .metered()
             }
         }
     }
