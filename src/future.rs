@@ -12,11 +12,13 @@ use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
+use tracing::Span;
 
 use crate::error::{JwtError, JwtErrorKind};
 use crate::forward::Forward;
 use crate::metrics::{self, Outcome};
 use crate::response::{Answers, ResponseBody, is_grpc};
+use crate::span::{self, TokenFields};
 use crate::validate::PendingCheck;
 
 pin_project! {
@@ -46,6 +48,8 @@ pin_project! {
             forward: Option<Arc<Forward>>,
             // Whether the outcome is counted here (the layer's check, not a route's requirement).
             metered: bool,
+            // The validation's span and the token's fields, while `debug` tracing is on.
+            observed: Option<Box<Observed>>,
         },
     }
 }
@@ -82,6 +86,7 @@ where
                 answers,
                 forward: None,
                 metered: false,
+                observed: None,
             },
         }
     }
@@ -94,13 +99,26 @@ where
         self
     }
 
-    /// Counts the pending check's outcome in the request metrics (see [`crate::metrics`]).
-    pub(crate) fn metered(mut self) -> Self {
-        if let State::Pending { metered, .. } = &mut self.state {
+    /// Counts the pending check's outcome in the request metrics (see [`crate::metrics`]) and
+    /// records it in the validation's span (entered while the check is polled).
+    pub(crate) fn metered(mut self, span: Span, fields: Option<Box<TokenFields>>) -> Self {
+        if let State::Pending {
+            metered, observed, ..
+        } = &mut self.state
+        {
             *metered = true;
+            if !span.is_disabled() {
+                *observed = Some(Box::new(Observed { span, fields }));
+            }
         }
         self
     }
+}
+
+/// What a pending check records in its validation's span.
+pub(crate) struct Observed {
+    span: Span,
+    fields: Option<Box<TokenFields>>,
 }
 
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
@@ -133,12 +151,21 @@ where
                     answers,
                     forward,
                     metered,
+                    observed,
                 } => {
+                    let entered = observed.as_ref().map(|o| o.span.enter());
                     let result = ready!(check.as_mut().poll(cx));
+                    drop(entered);
                     let metered = *metered;
+                    let observed = observed.take();
+                    // The answer's events belong to the validation too.
+                    let _entered = observed.as_ref().map(|o| o.span.enter());
                     let count = |outcome| {
                         if metered {
                             metrics::request(outcome);
+                        }
+                        if let Some(o) = &observed {
+                            span::outcome(&o.span, outcome, o.fields.as_deref());
                         }
                     };
                     let (Some(mut request), Some(mut inner)) = (request.take(), inner.take())

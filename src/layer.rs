@@ -22,6 +22,7 @@ use crate::health::{Health, Probe};
 use crate::metrics::{self, Outcome};
 use crate::require::{PassedAnonymously, RequireClaimsLayer};
 use crate::response::{Answers, ResponseBody, is_grpc};
+use crate::span::{self, TokenFields};
 use crate::validate::{Validator, Verdict};
 
 /// A skip predicate: requests it matches pass without a token (and without claims).
@@ -156,15 +157,19 @@ impl ValidateJwtLayer {
                  (`Bearer `)",
             ));
         }
-        let result = self
-            .validator
-            .clone()
-            .validate_token(token.as_bytes())
-            .await;
-        metrics::request(match &result {
+        let span = span::validation();
+        let fields = TokenFields::peek(&span, token.as_bytes());
+        let result = tracing::Instrument::instrument(
+            self.validator.clone().validate_token(token.as_bytes()),
+            span.clone(),
+        )
+        .await;
+        let outcome = match &result {
             Ok(_) => Outcome::Accepted,
             Err(err) => Outcome::Refused(err.kind()),
-        });
+        };
+        metrics::request(outcome);
+        span::outcome(&span, outcome, fields.as_deref());
         result
     }
 
@@ -258,6 +263,14 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let http = &self.http;
+        // One span per validation (`Span::none()` unless `debug` is on for the target).
+        let span = span::validation();
+        let entered = span.enter();
+        let mut fields = None;
+        let done = |outcome, fields: Option<&TokenFields>| {
+            metrics::request(outcome);
+            span::outcome(&span, outcome, fields);
+        };
         // The gate: requests that pass without a token.
         let skipped = http
             .skip
@@ -269,12 +282,17 @@ where
         };
         // Extraction, then the token's bytes.
         let verdict = match extracted {
-            Ok(Some(token)) => self.validator.check(token),
+            Ok(Some(token)) => {
+                fields = TokenFields::peek(&span, &token);
+                self.validator.check(token)
+            }
             Ok(None) if skipped || http.allow_anonymous => {
-                metrics::request(match skipped {
+                let outcome = match skipped {
                     true => Outcome::Skipped,
                     false => Outcome::Anonymous,
-                });
+                };
+                done(outcome, None);
+                drop(entered);
                 if let Some(forward) = &http.forward {
                     forward.strip(request.headers_mut());
                 }
@@ -286,22 +304,23 @@ where
             Ok(None) => Verdict::Invalid(JwtError::new(JwtErrorKind::Missing)),
             Err(e) => Verdict::Invalid(e),
         };
-        // Claims into the request and on to the service, or an answer.
+        // Claims into the request and on to the service (outside the span), or an answer.
         match verdict {
             Verdict::Valid(claims) => {
                 if let Some(forward) = &http.forward
                     && let Err(err) = forward.write(&claims, request.headers_mut())
                 {
-                    metrics::request(Outcome::Refused(err.kind()));
+                    done(Outcome::Refused(err.kind()), fields.as_deref());
                     let grpc = is_grpc(request.headers());
                     return ResponseFuture::rejected(http.answers.respond(&err, grpc));
                 }
-                metrics::request(Outcome::Accepted);
+                done(Outcome::Accepted, None);
+                drop(entered);
                 request.extensions_mut().insert(claims);
                 ResponseFuture::inner(self.inner.call(request))
             }
             Verdict::Invalid(err) => {
-                metrics::request(Outcome::Refused(err.kind()));
+                done(Outcome::Refused(err.kind()), fields.as_deref());
                 let grpc = is_grpc(request.headers());
                 ResponseFuture::rejected(http.answers.respond(&err, grpc))
             }
@@ -312,7 +331,7 @@ where
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::pending(check, request, inner, http.answers.clone())
                     .forwarding(http.forward.clone())
-                    .metered()
+                    .metered(span.clone(), fields)
             }
         }
     }

@@ -149,6 +149,7 @@ pub mod metrics;
 mod metrics;
 mod require;
 mod response;
+mod span;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod token;

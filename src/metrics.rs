@@ -209,7 +209,6 @@ pub(crate) enum Outcome {
 
 impl Outcome {
     /// The `outcome` label.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
