@@ -104,7 +104,8 @@ pub const ALL: &[Metric] = &[
         description: "Key set fetch attempts of a remote source (its URL, without query) by \
             result: `ok`, `not_modified`, or the `KeyErrorKind` of the failure (`timeout`, \
             `connect`, `status`, `too_large`, `invalid_json`, `issuer_mismatch`, \
-            `no_usable_keys`, `invalid_key`, `invalid_url`, `other`).",
+            `no_usable_keys`, `invalid_key`, `invalid_url`, `other`), \
+            one per attempt.",
     },
     Metric {
         name: KEY_FETCH_DURATION,
