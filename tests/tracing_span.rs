@@ -19,12 +19,14 @@ use tracing_subscriber::registry::LookupSpan;
 use validate_jwt::testing::{BadToken, TestIssuer};
 
 type Fields = BTreeMap<String, String>;
+/// An event's message and the name of the span it happened in.
+type Seen = (String, Option<String>);
 
 /// Closed `validate_jwt` spans with their fields, and events with the span they were in.
 #[derive(Clone, Default)]
 struct Captured {
     spans: Arc<Mutex<Vec<Fields>>>,
-    events: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    events: Arc<Mutex<Vec<Seen>>>,
 }
 
 struct Visitor<'a>(&'a mut Fields);
