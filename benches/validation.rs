@@ -378,6 +378,23 @@ fn benches(c: &mut Criterion) {
         let (layer, headers) = hmac_layer(1, requirements(n));
         bench_layer(c, &format!("requirements/{n}"), &layer, &headers);
     }
+    // With `--features metrics`: the same requests with a Prometheus recorder installed (for
+    // this thread only, so the figures above stay the no-recorder ones): the per-request cost
+    // of recording the outcome (and the cache lookup).
+    #[cfg(feature = "metrics")]
+    if let Some(case) = cases.iter().find(|c| c.signer.alg == "ES256") {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let hit = layer(&cases, 10_000);
+        metrics::with_local_recorder(&recorder, || {
+            bench_layer(c, "layer_prometheus/ES256", &off, &case.headers);
+            bench_layer(
+                c,
+                "layer_cache_hit_prometheus/ES256",
+                &hit,
+                &case.headers[..1],
+            );
+        });
+    }
 }
 
 /// Where criterion keeps its results (as criterion itself decides).

@@ -1,4 +1,5 @@
-//! axum integration (feature `axum`): the [`Verified`] extractor.
+//! axum integration (feature `axum`): the [`Verified`] extractor, and [`health_route`] for a
+//! readiness probe.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -178,6 +179,58 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for crate::Claims {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<crate::Claims>().cloned())
+    }
+}
+
+/// A `GET` route answering the layer's [`Health`](crate::Health) as JSON: 200 while tokens
+/// can be validated (ready or degraded), 503 when no key set is available. Add it outside the
+/// layer (after `.layer(jwt)`) so a probe needs no token.
+///
+/// ```
+/// use axum::Router;
+/// use tower::ServiceExt;
+/// use validate_jwt::testing::{Fault, TestIssuer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TestIssuer::start()?;
+/// issuer.set_fault(Fault::Down);
+/// let jwt = issuer.layer_builder().build()?;
+/// let app: Router = Router::new()
+///     .route("/", axum::routing::get(|| async { "hello" }))
+///     .layer(jwt.clone())
+///     .route("/healthz", validate_jwt::axum::health_route(jwt));
+/// let probe = http::Request::get("/healthz").body(axum::body::Body::empty())?;
+/// let response = app.oneshot(probe).await?;
+/// assert_eq!(response.status(), 503); // the key endpoint has been down since start
+/// # Ok(())
+/// # }
+/// ```
+pub fn health_route<S>(layer: crate::ValidateJwtLayer) -> ::axum::routing::MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    ::axum::routing::get(move || {
+        let health = layer.health();
+        async move { health.into_response() }
+    })
+}
+
+/// The health as JSON, with [`Health::http_status`](crate::Health::http_status).
+impl IntoResponse for crate::Health {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = Response::new(::axum::body::Body::from(body));
+        *response.status_mut() = self.http_status();
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+        response
     }
 }
 

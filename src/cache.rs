@@ -72,6 +72,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::claims::Claims;
 use crate::keys::{KeySet, KeySource};
+use crate::metrics;
 
 /// The most shards a cache is split into.
 const MAX_SHARDS: usize = 16;
@@ -187,6 +188,7 @@ impl Shard {
         if let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) {
             self.index.remove(&entry.hash);
             self.len -= 1;
+            metrics::cache_entries(-1.0);
         }
     }
 
@@ -205,6 +207,7 @@ impl Shard {
                 Some(e) if e.referenced && e.useless_at > now => e.referenced = false,
                 Some(_) => {
                     self.remove(slot);
+                    metrics::cache_eviction();
                     return slot;
                 }
             }
@@ -212,6 +215,7 @@ impl Shard {
         // Unreachable (every bit is clear after one turn); evict under the hand anyway.
         let slot = self.hand;
         self.remove(slot);
+        metrics::cache_eviction();
         slot
     }
 }
@@ -238,6 +242,16 @@ pub(crate) struct TokenCache {
 /// for a cache (every mutation keeps `index` and `slots` in step), so poisoning is ignored.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for TokenCache {
+    fn drop(&mut self) {
+        // Its entries leave the entries gauge with it.
+        let len: usize = self.shards.iter().map(|shard| lock(shard).len).sum();
+        if len > 0 {
+            metrics::cache_entries(-(len as f64));
+        }
+    }
 }
 
 impl TokenCache {
@@ -350,6 +364,7 @@ impl TokenCache {
                 let slot = shard.free_slot(now as f64);
                 shard.index.insert(hash, slot);
                 shard.len += 1;
+                metrics::cache_entries(1.0);
                 slot
             }
         };
@@ -389,11 +404,17 @@ impl TokenCache {
         if let Some(claims) = self.front_get(token, providers, fresh) {
             let stripe = STRIPE.try_with(|s| *s).unwrap_or(0) % self.front_hits.len();
             self.front_hits[stripe].0.fetch_add(1, Ordering::Relaxed);
+            metrics::cache_hit(true);
             return Ok(claims);
         }
         let hash = self.hash(token);
         let hot = self.front_admits(hash);
-        match self.get(hash, token, providers, fresh, hot) {
+        let found = self.get(hash, token, providers, fresh, hot);
+        match &found {
+            Some(_) => metrics::cache_hit(false),
+            None => metrics::cache_miss(),
+        }
+        match found {
             Some((claims, None)) => Ok(claims),
             Some((claims, Some(stamps))) => {
                 // Hot on this thread: it keeps its own copy, so that its next hits share

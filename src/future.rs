@@ -12,10 +12,13 @@ use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
+use tracing::Span;
 
 use crate::error::{JwtError, JwtErrorKind};
 use crate::forward::Forward;
+use crate::metrics::{self, Outcome};
 use crate::response::{Answers, ResponseBody, is_grpc};
+use crate::span::{self, TokenFields};
 use crate::validate::PendingCheck;
 
 pin_project! {
@@ -43,6 +46,10 @@ pin_project! {
             inner: Option<S>,
             answers: Arc<Answers>,
             forward: Option<Arc<Forward>>,
+            // Whether the outcome is counted here (the layer's check, not a route's requirement).
+            metered: bool,
+            // The validation's span and the token's fields, while `debug` tracing is on.
+            observed: Option<Box<Observed>>,
         },
     }
 }
@@ -78,6 +85,8 @@ where
                 inner: Some(inner),
                 answers,
                 forward: None,
+                metered: false,
+                observed: None,
             },
         }
     }
@@ -89,6 +98,27 @@ where
         }
         self
     }
+
+    /// Counts the pending check's outcome in the request metrics (see [`crate::metrics`]) and
+    /// records it in the validation's span (entered while the check is polled).
+    pub(crate) fn metered(mut self, span: Span, fields: Option<Box<TokenFields>>) -> Self {
+        if let State::Pending {
+            metered, observed, ..
+        } = &mut self.state
+        {
+            *metered = true;
+            if !span.is_disabled() {
+                *observed = Some(Box::new(Observed { span, fields }));
+            }
+        }
+        self
+    }
+}
+
+/// What a pending check records in its validation's span.
+pub(crate) struct Observed {
+    span: Span,
+    fields: Option<Box<TokenFields>>,
 }
 
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
@@ -120,8 +150,24 @@ where
                     inner,
                     answers,
                     forward,
+                    metered,
+                    observed,
                 } => {
+                    let entered = observed.as_ref().map(|o| o.span.enter());
                     let result = ready!(check.as_mut().poll(cx));
+                    drop(entered);
+                    let metered = *metered;
+                    let observed = observed.take();
+                    // The answer's events belong to the validation too.
+                    let _entered = observed.as_ref().map(|o| o.span.enter());
+                    let count = |outcome| {
+                        if metered {
+                            metrics::request(outcome);
+                        }
+                        if let Some(o) = &observed {
+                            span::outcome(&o.span, outcome, o.fields.as_deref());
+                        }
+                    };
                     let (Some(mut request), Some(mut inner)) = (request.take(), inner.take())
                     else {
                         let err = JwtError::new(JwtErrorKind::InvalidRequest);
@@ -142,10 +188,14 @@ where
                                 request.extensions_mut().insert(claims);
                             }
                             match forwarded {
-                                Ok(()) => State::Inner {
-                                    future: inner.call(request),
-                                },
+                                Ok(()) => {
+                                    count(Outcome::Accepted);
+                                    State::Inner {
+                                        future: inner.call(request),
+                                    }
+                                }
                                 Err(err) => {
+                                    count(Outcome::Refused(err.kind()));
                                     let grpc = is_grpc(request.headers());
                                     State::Rejected {
                                         response: Some(answers.respond(&err, grpc)),
@@ -154,6 +204,7 @@ where
                             }
                         }
                         Err(err) => {
+                            count(Outcome::Refused(err.kind()));
                             let grpc = is_grpc(request.headers());
                             State::Rejected {
                                 response: Some(answers.respond(&err, grpc)),

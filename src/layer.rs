@@ -18,8 +18,11 @@ use crate::error::{JwtError, JwtErrorKind, KeyError};
 use crate::extract::TokenLocations;
 use crate::forward::Forward;
 use crate::future::ResponseFuture;
+use crate::health::{Health, Probe};
+use crate::metrics::{self, Outcome};
 use crate::require::{PassedAnonymously, RequireClaimsLayer};
 use crate::response::{Answers, ResponseBody, is_grpc};
+use crate::span::{self, TokenFields};
 use crate::validate::{Validator, Verdict};
 
 /// A skip predicate: requests it matches pass without a token (and without claims).
@@ -34,6 +37,8 @@ pub(crate) struct Http {
     pub(crate) answers: Arc<Answers>,
     /// Claims to request headers (`None`: nothing forwarded, nothing stripped).
     pub(crate) forward: Option<Arc<Forward>>,
+    /// What [`ValidateJwtLayer::health`] reads of each key source (same order as the providers).
+    pub(crate) probes: Vec<Probe>,
 }
 
 /// Validates the JWT access token of every request before it reaches the inner service.
@@ -82,6 +87,32 @@ impl ValidateJwtLayer {
         self.validator.token_cache_stats()
     }
 
+    /// The state of the layer's key sources, for a readiness probe: ready, degraded (stale
+    /// keys, since when) or unavailable (no key set), with each source's last success, last
+    /// error, age, consecutive failures and next attempt. Reads state only (no fetch); see
+    /// [`Health`] for the JSON and the status to answer.
+    ///
+    /// ```
+    /// use validate_jwt::HealthStatus;
+    /// use validate_jwt::testing::{Fault, TestIssuer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TestIssuer::start()?;
+    /// let layer = issuer.layer_builder().build()?;
+    /// assert_eq!(layer.health().status(), HealthStatus::Unavailable); // nothing fetched yet
+    /// layer.ready().await?;
+    /// let health = layer.health();
+    /// assert_eq!(health.status(), HealthStatus::Ready);
+    /// assert_eq!(health.sources()[0].kind(), "remote");
+    /// assert!(health.sources()[0].keys() > 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn health(&self) -> Health {
+        crate::health::health(self.validator.providers(), &self.http.probes)
+    }
+
     /// Waits until every key source has a key set (starting the fetches if needed); returns the
     /// first source's error if one cannot get keys. Await it in `main` to warm up before serving.
     pub async fn ready(&self) -> Result<(), KeyError> {
@@ -117,10 +148,20 @@ impl ValidateJwtLayer {
     /// ```
     pub async fn validate_token(&self, token: &str) -> Result<Claims, JwtError> {
         token_alone(token)?;
-        self.validator
-            .clone()
-            .validate_token(token.as_bytes())
-            .await
+        let span = span::validation();
+        let fields = TokenFields::peek(&span, token.as_bytes());
+        let result = tracing::Instrument::instrument(
+            self.validator.clone().validate_token(token.as_bytes()),
+            span.clone(),
+        )
+        .await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Accepted,
+            Err(err) => Outcome::Refused(err.kind()),
+        };
+        metrics::request(outcome);
+        span::outcome(&span, outcome, fields.as_deref());
+        result
     }
 
     /// Runs every check of the layer on `token` and reports each one — what was expected, what
@@ -266,6 +307,14 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let http = &self.http;
+        // One span per validation (`Span::none()` unless `debug` is on for the target).
+        let span = span::validation();
+        let entered = span.enter();
+        let mut fields = None;
+        let done = |outcome, fields: Option<&TokenFields>| {
+            metrics::request(outcome);
+            span::outcome(&span, outcome, fields);
+        };
         // The gate: requests that pass without a token.
         let skipped = http
             .skip
@@ -277,8 +326,17 @@ where
         };
         // Extraction, then the token's bytes.
         let verdict = match extracted {
-            Ok(Some(token)) => self.validator.check(token),
+            Ok(Some(token)) => {
+                fields = TokenFields::peek(&span, &token);
+                self.validator.check(token)
+            }
             Ok(None) if skipped || http.allow_anonymous => {
+                let outcome = match skipped {
+                    true => Outcome::Skipped,
+                    false => Outcome::Anonymous,
+                };
+                done(outcome, None);
+                drop(entered);
                 if let Some(forward) = &http.forward {
                     forward.strip(request.headers_mut());
                 }
@@ -290,19 +348,23 @@ where
             Ok(None) => Verdict::Invalid(JwtError::new(JwtErrorKind::Missing)),
             Err(e) => Verdict::Invalid(e),
         };
-        // Claims into the request and on to the service, or an answer.
+        // Claims into the request and on to the service (outside the span), or an answer.
         match verdict {
             Verdict::Valid(claims) => {
                 if let Some(forward) = &http.forward
                     && let Err(err) = forward.write(&claims, request.headers_mut())
                 {
+                    done(Outcome::Refused(err.kind()), fields.as_deref());
                     let grpc = is_grpc(request.headers());
                     return ResponseFuture::rejected(http.answers.respond(&err, grpc));
                 }
+                done(Outcome::Accepted, None);
+                drop(entered);
                 request.extensions_mut().insert(claims);
                 ResponseFuture::inner(self.inner.call(request))
             }
             Verdict::Invalid(err) => {
+                done(Outcome::Refused(err.kind()), fields.as_deref());
                 let grpc = is_grpc(request.headers());
                 ResponseFuture::rejected(http.answers.respond(&err, grpc))
             }
@@ -313,6 +375,7 @@ where
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::pending(check, request, inner, http.answers.clone())
                     .forwarding(http.forward.clone())
+                    .metered(span.clone(), fields)
             }
         }
     }

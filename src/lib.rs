@@ -114,6 +114,7 @@
 //! | `axum` | no | the `validate_jwt::axum::Verified` extractor (typed or untyped claims) |
 //! | `test-util` | no | `validate_jwt::testing`: a local identity provider and its tokens, for your tests (never in production) |
 //! | `apim` | no | `validate_jwt::apim::Policy::parse`: an Azure API Management `<validate-jwt>` / `<validate-azure-ad-token>` policy as a builder (quick-xml) |
+//! | `metrics` | no | `validate_jwt::metrics`: requests, key sources and the token cache through the `metrics` facade (any recorder: Prometheus, OpenTelemetry, …) |
 //!
 //! The README has the Azure AD walkthrough, the performance figures and how they were measured.
 #![forbid(unsafe_code)]
@@ -135,14 +136,21 @@ mod extract;
 mod forward;
 mod future;
 pub mod grpc;
+mod health;
 mod issuer;
 mod json;
 #[cfg(test)]
 mod json_oracle;
 mod keys;
 mod layer;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+#[allow(dead_code, unreachable_pub)]
+mod metrics;
 mod require;
 mod response;
+mod span;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod token;
@@ -160,6 +168,7 @@ pub use error::{ConfigError, JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 pub use explain::Explanation;
 pub use forward::ClaimHeaderEncoding;
 pub use future::ResponseFuture;
+pub use health::{Health, HealthStatus, SourceHealth};
 pub use keys::{
     DEFAULT_MAX_KEYS, Key, KeySet, KeySource, RefreshFuture, RefreshReason, StaticKeys,
 };

@@ -409,6 +409,7 @@ impl Validator {
         let Some((source, set, key)) = verified else {
             return no_key(kid, cold, tried, may_refresh);
         };
+        crate::span::answered_by(source);
 
         // Claims.
         let payload = token::b64_vec(seg.payload)

@@ -11,6 +11,7 @@ use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::claims::Requirement;
 use crate::error::ConfigError;
 use crate::extract::TokenLocations;
+use crate::health::Probe;
 use crate::issuer::{IssuerPattern, Statement};
 use crate::keys::{KeySource, RemoteJwks, StaticKeys};
 use crate::response::{Answers, is_quotable};
@@ -18,7 +19,7 @@ use crate::response::{Answers, is_quotable};
 /// The key sources, built and checked, with what the algorithm check needs to know of them.
 pub(super) struct KeySources {
     /// Each source, and whether the issuers it states are a discovery document's.
-    list: Vec<(Arc<dyn KeySource>, bool)>,
+    list: Vec<(Arc<dyn KeySource>, bool, Probe)>,
     has_hmac: bool,
     /// The algorithms the static keys verify, and whether every source is static.
     static_families: AlgorithmSet,
@@ -27,7 +28,7 @@ pub(super) struct KeySources {
 
 impl KeySources {
     pub(super) fn new(
-        mut list: Vec<(Arc<dyn KeySource>, bool)>,
+        mut list: Vec<(Arc<dyn KeySource>, bool, Probe)>,
         remote: &[(RemoteKind, String)],
         allow_http: bool,
         http_client: Option<&reqwest::Client>,
@@ -46,7 +47,7 @@ impl KeySources {
             }
             let remote = builder.build()?;
             let discovered = remote.issuer_is_discovered();
-            list.push((Arc::new(remote), discovered));
+            list.push((Arc::new(remote.clone()), discovered, Probe::Remote(remote)));
         }
         let only_static = list.is_empty();
         let mut has_hmac = false;
@@ -60,7 +61,7 @@ impl KeySources {
             for key in set.keys() {
                 static_families = static_families.union(key.algorithms());
             }
-            list.push((Arc::new(source), false));
+            list.push((Arc::new(source), false, Probe::Static));
         }
         if list.is_empty() {
             return Err(ConfigError::NoKeySource);
@@ -77,7 +78,7 @@ impl KeySources {
     pub(super) fn statements(&self) -> Vec<Statement> {
         self.list
             .iter()
-            .map(|(p, discovered)| Statement {
+            .map(|(p, discovered, _)| Statement {
                 issuers: p
                     .issuers()
                     .unwrap_or_default()
@@ -90,8 +91,12 @@ impl KeySources {
             .collect()
     }
 
-    pub(super) fn into_providers(self) -> Vec<Arc<dyn KeySource>> {
-        self.list.into_iter().map(|(p, _)| p).collect()
+    /// The providers, and what the health check knows of each (same order).
+    pub(super) fn into_providers(self) -> (Vec<Arc<dyn KeySource>>, Vec<Probe>) {
+        self.list
+            .into_iter()
+            .map(|(p, _, probe)| (p, probe))
+            .unzip()
     }
 }
 

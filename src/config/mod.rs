@@ -30,6 +30,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, JwtError};
 use crate::extract::TokenLocations;
 use crate::forward::{ClaimHeaderEncoding, ForwardSettings};
+use crate::health::Probe;
 use crate::issuer::{self, AzureV1, IssuerRule};
 use crate::keys::{KeySource, RemoteJwks, StaticKeys};
 use crate::layer::{Http, Skip, ValidateJwtLayer};
@@ -78,7 +79,7 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 #[must_use]
 pub struct ValidateJwtBuilder {
     /// Each provider, and whether the issuers it states are a discovery document's.
-    providers: Vec<(Arc<dyn KeySource>, bool)>,
+    providers: Vec<(Arc<dyn KeySource>, bool, Probe)>,
     static_keys: Vec<StaticKeys>,
     remote: Vec<(RemoteKind, String)>,
     allow_http: bool,
@@ -228,11 +229,16 @@ impl ValidateJwtBuilder {
     /// time (see [`add_issuer`](Self::add_issuer) for the whole rule).
     pub fn add_key_source<P: KeySource>(mut self, provider: P) -> Self {
         let any: &dyn std::any::Any = &provider;
-        let discovered = any
+        let remote = any
             .downcast_ref::<RemoteJwks>()
-            .or_else(|| any.downcast_ref::<Arc<RemoteJwks>>().map(|r| &**r))
-            .is_some_and(RemoteJwks::issuer_is_discovered);
-        self.providers.push((Arc::new(provider), discovered));
+            .or_else(|| any.downcast_ref::<Arc<RemoteJwks>>().map(|r| &**r));
+        let discovered = remote.is_some_and(RemoteJwks::issuer_is_discovered);
+        let probe = match remote {
+            Some(remote) => Probe::Remote(remote.clone()),
+            None if any.is::<StaticKeys>() => Probe::Static,
+            None => Probe::Custom,
+        };
+        self.providers.push((Arc::new(provider), discovered, probe));
         self
     }
 
@@ -709,7 +715,7 @@ impl ValidateJwtBuilder {
         let requirement = checks::requirement(self.requirements)?;
         let forward = self.forward.build(locations.header.as_ref())?;
 
-        let providers = sources.into_providers();
+        let (providers, probes) = sources.into_providers();
         if tokio::runtime::Handle::try_current().is_ok() {
             for p in &providers {
                 p.warm_up();
@@ -741,6 +747,7 @@ impl ValidateJwtBuilder {
             allow_anonymous: self.allow_anonymous,
             answers: Arc::new(answers),
             forward: forward.map(Arc::new),
+            probes,
         };
         Ok(ValidateJwtLayer::new(validator, http))
     }

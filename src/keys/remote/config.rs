@@ -36,6 +36,19 @@ impl Config {
             .clamp(self.ttl_min, self.ttl_max)
     }
 
+    /// The `source` label of this source's metrics: its URL without credentials, query or
+    /// fragment (set by configuration, so of bounded cardinality).
+    pub(super) fn metrics_label(&self) -> String {
+        let url = match &self.source {
+            Source::Jwks(url) => url,
+            Source::Discovery(discovery) => discovery.url(),
+        };
+        let mut url = url.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        crate::keys::fetch::display_url(&url)
+    }
+
     /// How long one attempt can take: each request is bounded by the timeout.
     pub(super) fn attempt_bound(&self) -> Duration {
         let requests = match self.source {

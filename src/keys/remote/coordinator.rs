@@ -15,6 +15,7 @@ use super::config::Config;
 use super::{MAX_REMEMBERED_KIDS, TARGET};
 use crate::error::{KeyError, KeyErrorKind};
 use crate::keys::{KeySet, RefreshReason};
+use crate::metrics::{Refresh, SourceMetrics};
 
 pub(super) struct Shared {
     pub(super) config: Config,
@@ -28,6 +29,8 @@ pub(super) struct Shared {
     pub(super) attempts: watch::Sender<Attempt>,
     /// Wakes the background task for an on-demand fetch (or to notice the provider is gone).
     pub(super) wake: Arc<Notify>,
+    /// This source's metric keys (see [`crate::metrics`]).
+    pub(super) metrics: SourceMetrics,
 }
 
 #[derive(Default)]
@@ -41,6 +44,10 @@ pub(super) struct State {
     pub(super) consecutive_failures: u32,
     pub(super) last_error: Option<KeyError>,
     pub(super) last_success: Option<(SystemTime, Instant)>,
+    /// When the current run of failures began (the first failure after a success, or ever).
+    pub(super) failing_since: Option<SystemTime>,
+    /// When the background task plans its next attempt (unless asked for one sooner).
+    pub(super) next_attempt: Option<Instant>,
     pub(super) last_on_demand: Option<Instant>,
     /// `kid`s not in the set after a fetch made for them; cleared when a fetch brings a new set.
     pub(super) unknown_kids: HashSet<Box<str>>,
@@ -78,7 +85,9 @@ impl Shared {
 
     /// The shared state of a new provider with this configuration (no task started yet).
     pub(super) fn new(config: Config) -> Self {
+        let metrics = SourceMetrics::new(&config.metrics_label());
         Shared {
+            metrics,
             config,
             keys: ArcSwapOption::empty(),
             version: AtomicU64::new(0),
@@ -121,6 +130,7 @@ impl Shared {
         }
         if let Some(kid) = kid.filter(|kid| state.unknown_kids.contains(*kid)) {
             tracing::trace!(target: TARGET, kid, "kid still unknown since the last fetch; not refreshing");
+            self.metrics.refresh(Refresh::UnknownKid);
             return Admit::Done(Ok(set));
         }
         let now = Instant::now();
@@ -135,9 +145,11 @@ impl Shared {
                 retry_in_ms = (interval - now.duration_since(last)).as_millis(),
                 "on-demand key refresh declined (rate limit)"
             );
+            self.metrics.refresh(Refresh::RateLimited);
             return Admit::Done(Ok(set));
         }
         tracing::info!(target: TARGET, ?reason, "refreshing keys on demand");
+        self.metrics.refresh(Refresh::Started);
         state.last_on_demand = Some(now);
         self.request(&mut state);
         next
@@ -181,8 +193,10 @@ impl Shared {
             && !set.contains_kid(&kid)
         {
             let mut state = self.lock();
-            if state.unknown_kids.len() < MAX_REMEMBERED_KIDS {
-                state.unknown_kids.insert(kid.into());
+            if state.unknown_kids.len() < MAX_REMEMBERED_KIDS
+                && state.unknown_kids.insert(kid.into())
+            {
+                self.metrics.unknown_kid_remembered();
             }
         }
         match (current, attempt.error) {

@@ -141,6 +141,8 @@ pub struct KeySourceStatus {
     last_error: Option<KeyError>,
     key_count: usize,
     fetches: u64,
+    failing_since: Option<SystemTime>,
+    next_attempt: Option<Duration>,
 }
 
 impl KeySourceStatus {
@@ -173,6 +175,19 @@ impl KeySourceStatus {
     /// a key set).
     pub fn fetches(&self) -> u64 {
         self.fetches
+    }
+
+    /// When the current run of failed fetches began (`None` while the last fetch succeeded):
+    /// with a key set loaded, the source has served stale keys since then.
+    pub fn failing_since(&self) -> Option<SystemTime> {
+        self.failing_since
+    }
+
+    /// How soon the background task plans its next fetch (`None` before the first attempt
+    /// finished; zero when it is due or under way). A token naming an unknown `kid` can make
+    /// it sooner.
+    pub fn next_attempt_in(&self) -> Option<Duration> {
+        self.next_attempt
     }
 }
 
@@ -231,11 +246,24 @@ impl RemoteJwks {
             last_error: state.last_error.clone(),
             key_count: shared.keys.load().as_ref().map_or(0, |set| set.len()),
             fetches: state.completed,
+            failing_since: state.failing_since,
+            next_attempt: state
+                .next_attempt
+                .map(|at| at.saturating_duration_since(tokio::time::Instant::now())),
         }
     }
 }
 
 impl RemoteJwks {
+    /// The URL it fetches from first (the discovery document's, or the key set's), without
+    /// user name and password.
+    pub(crate) fn display_url(&self) -> String {
+        match &self.shared.config.source {
+            Source::Jwks(url) => display_url(url),
+            Source::Discovery(discovery) => display_url(discovery.url()),
+        }
+    }
+
     /// Whether the issuers this source states are a discovery document's (which a single
     /// source's `add_issuer` list replaces) rather than given explicitly with `with_issuers`.
     pub(crate) fn issuer_is_discovered(&self) -> bool {

@@ -99,7 +99,9 @@ impl Shared {
             Ok(outcome) => {
                 let ttl = self.config.ttl(outcome.max_age);
                 let url = display_url(&outcome.jwks_uri);
-                let duration_ms = now.duration_since(started).as_millis();
+                let took = now.duration_since(started);
+                let duration_ms = took.as_millis();
+                let modified = outcome.set.is_some();
                 if let Some(set) = outcome.set {
                     let old = self.keys.load_full();
                     let old_kids: HashSet<&str> = old.iter().flat_map(|s| s.kids()).collect();
@@ -133,11 +135,19 @@ impl Shared {
                 state.consecutive_failures = 0;
                 state.last_error = None;
                 state.last_success = Some((SystemTime::now(), now));
+                state.failing_since = None;
+                let keys = self.keys.load().as_ref().map_or(0, |set| set.len());
+                self.metrics.fetched(modified, keys, took);
                 (now + jittered(ttl, 0.80, 0.95), None)
             }
             Err(error) => {
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                 let failures = state.consecutive_failures;
+                if state.failing_since.is_none() {
+                    state.failing_since = Some(SystemTime::now());
+                }
+                self.metrics
+                    .failed(error.kind(), failures, now.duration_since(started));
                 let exponent = failures.saturating_sub(1).min(5);
                 let retry_in =
                     jittered((BACKOFF_START * (1 << exponent)).min(BACKOFF_MAX), 0.8, 1.0);
@@ -165,6 +175,7 @@ impl Shared {
                 (now + retry_in, Some(error))
             }
         };
+        state.next_attempt = Some(next);
         self.attempts.send_replace(Attempt {
             generation: state.completed,
             error,
