@@ -34,6 +34,8 @@ pub(crate) struct Http {
     pub(crate) answers: Arc<Answers>,
     /// Claims to request headers (`None`: nothing forwarded, nothing stripped).
     pub(crate) forward: Option<Arc<Forward>>,
+    /// DPoP and certificate binding, checked after the token (`None`: off).
+    pub(crate) sender: Option<Arc<crate::sender::Sender>>,
 }
 
 /// Validates the JWT access token of every request before it reaches the inner service.
@@ -80,6 +82,18 @@ impl ValidateJwtLayer {
     /// Clones of the layer share one cache.
     pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
         self.validator.token_cache_stats()
+    }
+
+    /// The members DPoP and certificate binding add to the RFC 9728 protected-resource
+    /// metadata (`dpop_signing_alg_values_supported`, `dpop_bound_access_tokens_required`,
+    /// `tls_client_certificate_bound_access_tokens`); empty when both are off.
+    #[allow(dead_code, reason = "the RFC 9728 metadata document (#13) reads it")]
+    pub(crate) fn sender_metadata(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.http
+            .sender
+            .as_ref()
+            .map(|s| s.metadata_members())
+            .unwrap_or_default()
     }
 
     /// Waits until every key source has a key set (starting the fetches if needed); returns the
@@ -245,6 +259,11 @@ where
             }
             Ok(None) => Verdict::Invalid(JwtError::new(JwtErrorKind::Missing)),
             Err(e) => Verdict::Invalid(e),
+        };
+        // Sender-constrained tokens (DPoP, certificate binding): one branch when off.
+        let verdict = match &http.sender {
+            None => verdict,
+            Some(sender) => sender.bind(verdict, &request),
         };
         // Claims into the request and on to the service, or an answer.
         match verdict {
