@@ -111,7 +111,9 @@ impl ValidateJwtLayer {
     /// Validates a token that did not come in an HTTP request (a WebSocket message, a queue
     /// message), with exactly the rules of the layer. Pass the token alone: an empty string is
     /// [`JwtErrorKind::Missing`], and a value with its scheme still in front (`Bearer eyJ…`) is
-    /// refused as malformed with a detail saying so.
+    /// refused as malformed with a detail saying so. The sender-binding checks
+    /// ([`crate::sender`]: DPoP proofs, client certificates) need a request and do not run
+    /// here: a bound token is checked as a token alone.
     ///
     /// ```
     /// use validate_jwt::{JwtErrorKind, StaticKeys, ValidateJwtLayer};

@@ -725,6 +725,39 @@ async fn with_dpop_off_the_dpop_scheme_is_no_token_and_cnf_is_not_checked() {
     assert_eq!(response.status(), 200);
 }
 
+#[tokio::test]
+async fn the_binding_is_checked_on_the_slow_path_too_after_a_key_refresh() {
+    // A token signed with a key the layer learns only by refreshing: the validator's
+    // asynchronous path, which the binding checks must follow.
+    let issuer = validate_jwt::testing::TestIssuer::start().unwrap();
+    let layer = issuer
+        .layer_builder()
+        .with_dpop(Dpop::required())
+        .build()
+        .unwrap();
+    layer.ready().await.unwrap();
+    issuer.rotate();
+    let w = World::new();
+    let token = issuer
+        .token()
+        .subject("alice")
+        .claim("cnf", json!({ "jkt": w.jkt() }))
+        .sign();
+    let proof = w.proof(&token, |_| {});
+    assert_accepted(&dpop_call(&layer, &token, &proof).await, &w);
+    assert_proof_refused(&dpop_call(&layer, &token, &proof).await, "replayed");
+    // Past the refresh rate limit, another new key: a refusal on the slow path.
+    validate_jwt::testing::skip_time(Duration::from_secs(600)).await;
+    issuer.rotate();
+    let token = issuer
+        .token()
+        .subject("alice")
+        .claim("cnf", json!({ "jkt": w.jkt() }))
+        .sign();
+    let wrong_method = w.proof(&token, |c| c["htm"] = json!("DELETE"));
+    assert_proof_refused(&dpop_call(&layer, &token, &wrong_method).await, "`htm`");
+}
+
 // ---- server nonces --------------------------------------------------------------------------
 
 #[tokio::test]
