@@ -73,7 +73,8 @@
 //! one (see [`add_issuer`](ValidateJwtBuilder::add_issuer)). Every loosening is a `danger_*`
 //! method: `danger_accept_any_audience`, `danger_accept_any_issuer`, `danger_allow_missing_exp`,
 //! `danger_accept_any_typ`, `danger_allow_http`, `RemoteJwksBuilder::danger_accept_tenant_template`,
-//! `RemoteJwksBuilder::danger_accept_document_issuer`.
+//! `RemoteJwksBuilder::danger_accept_document_issuer`, and for DPoP
+//! `Dpop::danger_trust_forwarded_headers`, `Dpop::danger_fail_open_on_store_errors`.
 //!
 //! # Sender-constrained tokens
 //!

@@ -1193,6 +1193,10 @@ mod redis_store {
             .local_addr()
             .unwrap()
             .port();
+        redis_server_on(port).await
+    }
+
+    async fn redis_server_on(port: u16) -> Option<RedisServer> {
         let spawned = std::process::Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
@@ -1319,6 +1323,45 @@ mod redis_store {
         assert_eq!(
             response.extensions().get::<JwtError>().unwrap().kind(),
             JwtErrorKind::ReplayStoreUnavailable
+        );
+    }
+
+    #[tokio::test]
+    async fn the_redis_store_reconnects_when_redis_is_back() {
+        let Some(redis) = redis_server().await else {
+            return;
+        };
+        let port: u16 = redis
+            .url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let store = RedisReplayStore::new(&redis.url)
+            .unwrap()
+            .with_timeout(Duration::from_millis(300));
+        let ttl = Duration::from_secs(60);
+        assert_eq!(
+            store.check_and_insert("a", ttl).await.unwrap(),
+            ReplayOutcome::Fresh
+        );
+        drop(redis);
+        assert!(store.check_and_insert("b", ttl).await.is_err());
+        let _back = redis_server_on(port).await.unwrap();
+        // The connection is re-made on a later check: a bounded number of attempts.
+        let mut outcome = store.check_and_insert("c", ttl).await;
+        for _ in 0..20 {
+            if outcome.is_ok() {
+                break;
+            }
+            outcome = store.check_and_insert("c", ttl).await;
+        }
+        assert_eq!(outcome.unwrap(), ReplayOutcome::Fresh);
+        assert_eq!(
+            store.check_and_insert("c", ttl).await.unwrap(),
+            ReplayOutcome::Replayed
         );
     }
 
