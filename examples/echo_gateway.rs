@@ -18,6 +18,11 @@
 //! `--inspector` (a development tool, loopback only: the token inspector page at
 //! `/_inspector/`, where a pasted token gets `ValidateJwtLayer::explain`'s report of every check;
 //! see `mod inspector` below).
+//! Sender-constrained tokens (`validate_jwt::sender`): `--dpop allowed|required`, `--dpop-nonce`
+//! (server nonces), `--public-url URL` (what clients put in the proofs' `htu`),
+//! `--replay-store redis://…` (build with `--features redis`), `--client-cert-header NAME` (a
+//! trusted proxy's client certificate: envoy's format for `x-forwarded-client-cert`, PEM for
+//! any other name).
 
 use std::error::Error;
 use std::io::Write as _;
@@ -54,13 +59,19 @@ struct Args {
     token_cache: usize,
     no_auth: bool,
     inspector: bool,
+    dpop: Option<String>,
+    dpop_nonce: bool,
+    public_url: Option<String>,
+    replay_store: Option<String>,
+    client_cert_header: Option<String>,
 }
 
 const USAGE: &str = "usage: echo_gateway [--listen ADDR] [--openid-config URL]... [--jwks-uri URL]... \
 [--issuer ISS]... [--audience AUD]... [--require-scope S]... [--require-claim NAME=V1[,V2]]... \
 [--require-claim-all NAME=V1[,V2]]... [--algorithm ALG]... [--leeway SECONDS] [--header-name NAME] \
 [--query-param NAME] [--failed-status CODE] [--failed-message TEXT] [--allow-http] [--token-cache N] \
-[--no-auth] [--inspector]";
+[--no-auth] [--inspector] [--dpop allowed|required] [--dpop-nonce] [--public-url URL] \
+[--replay-store redis://…] [--client-cert-header NAME]";
 
 fn parse_args() -> Result<Args, BoxError> {
     let mut args = Args::default();
@@ -89,6 +100,11 @@ fn parse_args() -> Result<Args, BoxError> {
             "--token-cache" => args.token_cache = value()?.parse()?,
             "--no-auth" => args.no_auth = true,
             "--inspector" => args.inspector = true,
+            "--dpop" => args.dpop = Some(value()?),
+            "--dpop-nonce" => args.dpop_nonce = true,
+            "--public-url" => args.public_url = Some(value()?),
+            "--replay-store" => args.replay_store = Some(value()?),
+            "--client-cert-header" => args.client_cert_header = Some(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -386,6 +402,7 @@ async fn run() -> Result<(), BoxError> {
         builder = builder.with_failed_message(message);
     }
     builder = builder.with_token_cache(args.token_cache);
+    builder = sender_constraint(builder, &args)?;
     let layer = builder.build()?;
     if let Err(e) = layer.ready().await {
         eprintln!("warning: keys not available yet ({e}); requests get 503 until they are");
@@ -462,6 +479,59 @@ async fn run() -> Result<(), BoxError> {
         );
     }
     Ok(())
+}
+
+/// `--dpop`, `--dpop-nonce`, `--public-url`, `--replay-store`, `--client-cert-header`.
+fn sender_constraint(
+    mut builder: validate_jwt::ValidateJwtBuilder,
+    args: &Args,
+) -> Result<validate_jwt::ValidateJwtBuilder, BoxError> {
+    use validate_jwt::sender::{CertificateHeader, ClientCertificates, Dpop};
+    match args.dpop.as_deref() {
+        None => {
+            if args.dpop_nonce || args.public_url.is_some() || args.replay_store.is_some() {
+                return Err("--dpop-nonce, --public-url and --replay-store need --dpop".into());
+            }
+        }
+        Some(mode) => {
+            let mut dpop = match mode {
+                "allowed" => Dpop::allowed(),
+                "required" => Dpop::required(),
+                other => {
+                    return Err(format!("--dpop wants allowed or required, got {other:?}").into());
+                }
+            };
+            if args.dpop_nonce {
+                dpop = dpop.with_nonces();
+            }
+            if let Some(url) = &args.public_url {
+                dpop = dpop.with_public_url(url);
+            }
+            if let Some(url) = &args.replay_store {
+                #[cfg(feature = "redis")]
+                {
+                    dpop =
+                        dpop.with_replay_store(validate_jwt::sender::RedisReplayStore::new(url)?);
+                }
+                #[cfg(not(feature = "redis"))]
+                {
+                    return Err(
+                        format!("--replay-store {url}: build with `--features redis`").into(),
+                    );
+                }
+            }
+            builder = builder.with_dpop(dpop);
+        }
+    }
+    if let Some(name) = &args.client_cert_header {
+        let format = match name.eq_ignore_ascii_case("x-forwarded-client-cert") {
+            true => CertificateHeader::EnvoyXfcc,
+            false => CertificateHeader::Pem,
+        };
+        builder =
+            builder.with_client_certificates(ClientCertificates::from_trusted_header(name, format));
+    }
+    Ok(builder)
 }
 
 async fn ctrl_c() {

@@ -134,6 +134,20 @@ pub enum JwtErrorKind {
     /// made from (that layer is missing outside it, or another layer verified the claims). The
     /// detail names the fix. Answer: 500 (gRPC `INTERNAL`), no `WWW-Authenticate`, logged as an error.
     Misconfigured,
+    /// The DPoP proof is missing, repeated, malformed, signed badly, for another method or
+    /// URL, too old or too new, for another token (`ath`), or replayed (RFC 9449 §4.3).
+    /// Answer: 401, `WWW-Authenticate: DPoP error="invalid_dpop_proof"`.
+    InvalidDpopProof,
+    /// The DPoP proof lacks the server's current nonce (RFC 9449 §8). Answer: 401,
+    /// `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a fresh `DPoP-Nonce`.
+    UseDpopNonce,
+    /// The token's sender binding is not proven: a DPoP-bound token under `Bearer`, a proof
+    /// by another key than `cnf.jkt`, an unbound token under `DPoP` (or under `Bearer` where
+    /// DPoP is required), another client certificate than `cnf["x5t#S256"]`.
+    /// Answer: 401 `invalid_token`.
+    InvalidBinding,
+    /// The DPoP replay store failed (and the layer fails closed). Answer: 503 with `Retry-After`.
+    ReplayStoreUnavailable,
 }
 
 impl JwtErrorKind {
@@ -156,6 +170,10 @@ impl JwtErrorKind {
         Self::InsufficientScope,
         Self::KeysUnavailable,
         Self::Misconfigured,
+        Self::InvalidDpopProof,
+        Self::UseDpopNonce,
+        Self::InvalidBinding,
+        Self::ReplayStoreUnavailable,
     ];
 
     /// A short, stable, lowercase name (`"expired"`, `"invalid_signature"`, …) for logs and metrics.
@@ -178,6 +196,10 @@ impl JwtErrorKind {
             Self::InsufficientScope => "insufficient_scope",
             Self::KeysUnavailable => "keys_unavailable",
             Self::Misconfigured => "misconfigured",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidBinding => "invalid_binding",
+            Self::ReplayStoreUnavailable => "replay_store_unavailable",
         }
     }
 
@@ -264,6 +286,28 @@ pub(crate) const fn answer_of(kind: JwtErrorKind) -> KindAnswer {
             grpc: 13,
             description: "the server's token validation is misconfigured",
         },
+        K::InvalidDpopProof => KindAnswer {
+            status: StatusCode::UNAUTHORIZED,
+            code: Some("invalid_dpop_proof"),
+            body_error: "invalid_dpop_proof",
+            grpc: 16,
+            description: "the proof of possession is invalid",
+        },
+        K::UseDpopNonce => KindAnswer {
+            status: StatusCode::UNAUTHORIZED,
+            code: Some("use_dpop_nonce"),
+            body_error: "use_dpop_nonce",
+            grpc: 16,
+            description: "the proof of possession must carry the server's nonce",
+        },
+        K::InvalidBinding => invalid_token("the token's sender binding is not proven"),
+        K::ReplayStoreUnavailable => KindAnswer {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: None,
+            body_error: "temporarily_unavailable",
+            grpc: 14,
+            description: "replay protection is unavailable; try again later",
+        },
     }
 }
 
@@ -298,6 +342,8 @@ struct Inner {
     detail: Option<Cow<'static, str>>,
     required_scopes: Option<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// Refused under the `DPoP` scheme: answered with the DPoP challenge.
+    dpop: bool,
 }
 
 impl JwtError {
@@ -312,6 +358,7 @@ impl JwtError {
                 detail: None,
                 required_scopes: None,
                 source: None,
+                dpop: false,
             }),
         }
     }
@@ -325,6 +372,7 @@ impl JwtError {
                 detail: Some(detail.into()),
                 required_scopes: None,
                 source: None,
+                dpop: false,
             }),
         }
     }
@@ -338,6 +386,7 @@ impl JwtError {
                 detail: Some(detail.into()),
                 required_scopes,
                 source: None,
+                dpop: false,
             }),
         }
     }
@@ -349,8 +398,50 @@ impl JwtError {
                 detail: None,
                 required_scopes: None,
                 source: Some(Arc::new(source)),
+                dpop: false,
             }),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn replay_store_unavailable(source: crate::sender::ReplayStoreError) -> Self {
+        JwtError {
+            inner: Arc::new(Inner {
+                kind: JwtErrorKind::ReplayStoreUnavailable,
+                detail: Some(source.to_string().into()),
+                required_scopes: None,
+                source: Some(Arc::new(source)),
+                dpop: true,
+            }),
+        }
+    }
+
+    /// The same refusal, answered with the DPoP challenge (the request used the `DPoP` scheme).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn under_dpop(self) -> Self {
+        if self.inner.dpop {
+            return self;
+        }
+        JwtError {
+            inner: Arc::new(Inner {
+                kind: self.inner.kind,
+                detail: self.inner.detail.clone(),
+                required_scopes: self.inner.required_scopes.clone(),
+                source: self.inner.source.clone(),
+                dpop: true,
+            }),
+        }
+    }
+
+    /// Whether the refusal is answered with the DPoP challenge.
+    pub(crate) fn is_under_dpop(&self) -> bool {
+        self.inner.dpop
+            || matches!(
+                self.inner.kind,
+                JwtErrorKind::InvalidDpopProof | JwtErrorKind::UseDpopNonce
+            )
     }
 
     /// What went wrong.

@@ -21,6 +21,8 @@ pub(crate) struct TokenLocations {
     pub(crate) query: Option<Box<str>>,
     pub(crate) cookie: Option<Box<str>>,
     pub(crate) custom: Option<Arc<Extractor>>,
+    /// DPoP is on: `Authorization: DPoP <token>` is a token too (RFC 9449 §7.1).
+    pub(crate) dpop: bool,
 }
 
 impl fmt::Debug for TokenLocations {
@@ -31,6 +33,7 @@ impl fmt::Debug for TokenLocations {
             .field("query", &self.query)
             .field("cookie", &self.cookie)
             .field("custom", &self.custom.is_some())
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -43,6 +46,7 @@ impl Default for TokenLocations {
             query: None,
             cookie: None,
             custom: None,
+            dpop: false,
         }
     }
 }
@@ -134,7 +138,9 @@ impl TokenLocations {
                 let raw = value.as_bytes();
                 match &self.scheme {
                     Some(scheme) => {
-                        if let Some(token) = strip_scheme(raw, scheme) {
+                        let token = strip_scheme(raw, scheme)
+                            .or_else(|| self.dpop.then(|| strip_scheme(raw, "DPoP")).flatten());
+                        if let Some(token) = token {
                             put(Cow::Borrowed(token))?;
                         }
                     }
@@ -288,6 +294,24 @@ mod tests {
             get(&loc, &[], "/?access_token=%zz"),
             Err(JwtErrorKind::InvalidRequest)
         );
+    }
+
+    #[test]
+    fn the_dpop_scheme_is_a_token_only_with_dpop_on() {
+        let off = TokenLocations::default();
+        assert_eq!(get(&off, &[("authorization", "DPoP abc")], "/"), Ok(None));
+        let on = TokenLocations {
+            dpop: true,
+            ..Default::default()
+        };
+        for v in ["DPoP abc", "dpop  abc", "Bearer abc"] {
+            assert_eq!(
+                get(&on, &[("authorization", v)], "/"),
+                Ok(Some(b"abc".to_vec())),
+                "{v}"
+            );
+        }
+        assert_eq!(get(&on, &[("authorization", "DPoPabc")], "/"), Ok(None));
     }
 
     #[test]

@@ -348,18 +348,18 @@ mod tests {
 
     #[test]
     fn paths_are_names_or_json_pointers() {
-        assert_eq!(&*parse_path("oid").unwrap(), ["oid".into()]);
+        assert_eq!(&*parse_path("oid").unwrap(), [Box::<str>::from("oid")]);
         assert_eq!(
             &*parse_path("https://x.example/roles").unwrap(),
-            ["https://x.example/roles".into()]
+            [Box::<str>::from("https://x.example/roles")]
         );
         assert_eq!(
             &*parse_path("/realm_access/roles").unwrap(),
-            ["realm_access".into(), "roles".into()]
+            [Box::<str>::from("realm_access"), Box::<str>::from("roles")]
         );
         assert_eq!(
             &*parse_path("/a~1b/c~0d").unwrap(),
-            ["a/b".into(), "c~d".into()]
+            [Box::<str>::from("a/b"), Box::<str>::from("c~d")]
         );
         for bad in ["", "/", "/a//b", "/a~2", "/a~"] {
             assert!(parse_path(bad).is_err(), "{bad:?}");

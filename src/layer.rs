@@ -39,6 +39,8 @@ pub(crate) struct Http {
     pub(crate) forward: Option<Arc<Forward>>,
     /// What [`ValidateJwtLayer::health`] reads of each key source (same order as the providers).
     pub(crate) probes: Vec<Probe>,
+    /// DPoP and certificate binding, checked after the token (`None`: off).
+    pub(crate) sender: Option<Arc<crate::sender::Sender>>,
 }
 
 /// Validates the JWT access token of every request before it reaches the inner service.
@@ -113,6 +115,18 @@ impl ValidateJwtLayer {
         crate::health::health(self.validator.providers(), &self.http.probes)
     }
 
+    /// The members DPoP and certificate binding add to the RFC 9728 protected-resource
+    /// metadata (`dpop_signing_alg_values_supported`, `dpop_bound_access_tokens_required`,
+    /// `tls_client_certificate_bound_access_tokens`); empty when both are off.
+    #[allow(dead_code, reason = "the RFC 9728 metadata document (#13) reads it")]
+    pub(crate) fn sender_metadata(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.http
+            .sender
+            .as_ref()
+            .map(|s| s.metadata_members())
+            .unwrap_or_default()
+    }
+
     /// Waits until every key source has a key set (starting the fetches if needed); returns the
     /// first source's error if one cannot get keys. Await it in `main` to warm up before serving.
     pub async fn ready(&self) -> Result<(), KeyError> {
@@ -128,7 +142,9 @@ impl ValidateJwtLayer {
     /// Validates a token that did not come in an HTTP request (a WebSocket message, a queue
     /// message), with exactly the rules of the layer. Pass the token alone: an empty string is
     /// [`JwtErrorKind::Missing`], and a value with its scheme still in front (`Bearer eyJ…`) is
-    /// refused as malformed with a detail saying so.
+    /// refused as malformed with a detail saying so. The sender-binding checks
+    /// ([`crate::sender`]: DPoP proofs, client certificates) need a request and do not run
+    /// here: a bound token is checked as a token alone.
     ///
     /// ```
     /// use validate_jwt::{JwtErrorKind, StaticKeys, ValidateJwtLayer};
@@ -347,6 +363,11 @@ where
             }
             Ok(None) => Verdict::Invalid(JwtError::new(JwtErrorKind::Missing)),
             Err(e) => Verdict::Invalid(e),
+        };
+        // Sender-constrained tokens (DPoP, certificate binding): one branch when off.
+        let verdict = match &http.sender {
+            None => verdict,
+            Some(sender) => sender.bind(verdict, &request),
         };
         // Claims into the request and on to the service (outside the span), or an answer.
         match verdict {

@@ -47,6 +47,14 @@
 //! | authentic token lacking a required scope, role or claim (`InsufficientScope`) | 403 | `Bearer error="insufficient_scope", error_description="…", scope="…"` | `insufficient_scope` | 7 |
 //! | no key set available (`KeysUnavailable`) | 503 + `Retry-After` | — | `temporarily_unavailable` | 14 |
 //! | a [`RequireClaimsLayer`] without its layer's claims (`Misconfigured`) | 500 | — | `server_error` | 13 |
+//! | DPoP on: a bad, repeated or replayed proof (`InvalidDpopProof`) | 401 | `DPoP error="invalid_dpop_proof", …, algs="…"` (+ `DPoP-Nonce` with nonces on) | `invalid_dpop_proof` | 16 |
+//! | DPoP nonces on: no current `nonce` (`UseDpopNonce`) | 401 | `DPoP error="use_dpop_nonce", …` + `DPoP-Nonce` | `use_dpop_nonce` | 16 |
+//! | sender binding not proven: bound token as bearer, other key or certificate (`InvalidBinding`) | 401 | `invalid_token` (on the `DPoP` challenge when DPoP is on) | `invalid_token` | 16 |
+//! | the DPoP replay store failed, fail-closed (`ReplayStoreUnavailable`) | 503 + `Retry-After` | — | `temporarily_unavailable` | 14 |
+//!
+//! With DPoP on ([`sender`]), answers carry a `DPoP` challenge (with `algs`) beside the
+//! `Bearer` one (DPoP allowed) or instead of it (DPoP required); a request under the `DPoP`
+//! scheme gets its error on the `DPoP` challenge (RFC 9449 §7.1).
 //!
 //! [`with_failed_status`](ValidateJwtBuilder::with_failed_status) and
 //! [`with_failed_message`](ValidateJwtBuilder::with_failed_message) (APIM's
@@ -65,7 +73,16 @@
 //! one (see [`add_issuer`](ValidateJwtBuilder::add_issuer)). Every loosening is a `danger_*`
 //! method: `danger_accept_any_audience`, `danger_accept_any_issuer`, `danger_allow_missing_exp`,
 //! `danger_accept_any_typ`, `danger_allow_http`, `RemoteJwksBuilder::danger_accept_tenant_template`,
-//! `RemoteJwksBuilder::danger_accept_document_issuer`.
+//! `RemoteJwksBuilder::danger_accept_document_issuer`, and for DPoP
+//! `Dpop::danger_trust_forwarded_headers`, `Dpop::danger_fail_open_on_store_errors`.
+//!
+//! # Sender-constrained tokens
+//!
+//! [`with_dpop`](ValidateJwtBuilder::with_dpop) (DPoP, RFC 9449) and
+//! [`with_client_certificates`](ValidateJwtBuilder::with_client_certificates) (certificate-bound
+//! tokens, RFC 8705) check, after the token, that the request proves possession of the key
+//! the token's `cnf` names; [`Claims::binding`] says which. Both are off by default; see
+//! [`sender`].
 //!
 //! # Claims to the inner service
 //!
@@ -115,6 +132,7 @@
 //! | `test-util` | no | `validate_jwt::testing`: a local identity provider and its tokens, for your tests (never in production) |
 //! | `apim` | no | `validate_jwt::apim::Policy::parse`: an Azure API Management `<validate-jwt>` / `<validate-azure-ad-token>` policy as a builder (quick-xml) |
 //! | `metrics` | no | `validate_jwt::metrics`: requests, key sources and the token cache through the `metrics` facade (any recorder: Prometheus, OpenTelemetry, …) |
+//! | `redis` | no | `validate_jwt::sender::RedisReplayStore`: one DPoP replay view for every replica (redis-rs, tokio) |
 //!
 //! The README has the Azure AD walkthrough, the performance figures and how they were measured.
 #![forbid(unsafe_code)]
@@ -150,6 +168,7 @@ pub mod metrics;
 mod metrics;
 mod require;
 mod response;
+pub mod sender;
 mod span;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -330,6 +330,10 @@ mod record {
                 K::InsufficientScope => refused!("insufficient_scope"),
                 K::KeysUnavailable => refused!("keys_unavailable"),
                 K::Misconfigured => refused!("misconfigured"),
+                K::InvalidDpopProof => refused!("invalid_dpop_proof"),
+                K::UseDpopNonce => refused!("use_dpop_nonce"),
+                K::InvalidBinding => refused!("invalid_binding"),
+                K::ReplayStoreUnavailable => refused!("replay_store_unavailable"),
             },
         }
     }

@@ -25,6 +25,8 @@ pub(crate) struct Answers {
     pub(crate) failed_message: Option<Box<str>>,
     pub(crate) responder: Option<Arc<Responder>>,
     pub(crate) retry_after_secs: u32,
+    /// The DPoP challenge and nonces, when DPoP is on (`crate::sender`).
+    pub(crate) dpop: Option<Arc<crate::sender::DpopAnswers>>,
 }
 
 impl fmt::Debug for Answers {
@@ -44,7 +46,8 @@ pub(crate) fn is_quotable(s: &str) -> bool {
 }
 
 fn push_param(out: &mut String, name: &str, value: &str) {
-    if out.len() > "Bearer".len() {
+    // After the scheme's name comes the first parameter; every parameter ends with a quote.
+    if out.ends_with('"') {
         out.push(',');
     }
     out.push(' ');
@@ -123,17 +126,48 @@ impl Answers {
         // away from it, the challenge names no error (the body still does).
         let code_in_challenge = code.filter(|_| status == rfc_status);
 
-        let mut challenge = String::from("Bearer");
-        if let Some(realm) = &self.realm {
-            push_param(&mut challenge, "realm", realm);
-        }
-        if let Some(code) = code_in_challenge {
-            push_param(&mut challenge, "error", code);
-            push_param(&mut challenge, "error_description", description);
-            if let Some(scopes) = err.required_scopes() {
-                push_param(&mut challenge, "scope", scopes);
+        // With DPoP on (RFC 9449 §7.1), the `DPoP` challenge names the error of a request
+        // under the `DPoP` scheme, or of any request where DPoP is required; the `Bearer`
+        // challenge stands beside it unless DPoP is required.
+        let dpop = self.dpop.as_deref();
+        let dpop_has_error = dpop.is_some_and(|d| d.required || err.is_under_dpop());
+        let challenge_of = |scheme: &str, with_error: bool| {
+            let mut challenge = String::from(scheme);
+            if let Some(realm) = &self.realm {
+                push_param(&mut challenge, "realm", realm);
             }
-        }
+            if let Some(code) = code_in_challenge.filter(|_| with_error) {
+                push_param(&mut challenge, "error", code);
+                push_param(&mut challenge, "error_description", description);
+                if let Some(scopes) = err.required_scopes() {
+                    push_param(&mut challenge, "scope", scopes);
+                }
+            }
+            challenge
+        };
+        let bearer = match dpop {
+            Some(d) if d.required => None,
+            _ => {
+                let dpop_code = matches!(
+                    kind,
+                    JwtErrorKind::InvalidDpopProof | JwtErrorKind::UseDpopNonce
+                );
+                Some(challenge_of("Bearer", !dpop_has_error && !dpop_code))
+            }
+        };
+        let dpop_challenge = dpop.map(|d| {
+            let mut challenge = challenge_of("DPoP", dpop_has_error);
+            push_param(&mut challenge, "algs", &d.algs);
+            challenge
+        });
+        let nonce = dpop
+            .filter(|_| {
+                matches!(
+                    kind,
+                    JwtErrorKind::UseDpopNonce | JwtErrorKind::InvalidDpopProof
+                )
+            })
+            .and_then(|d| d.fresh_nonce());
 
         let mut builder = Response::builder();
         let body = if grpc {
@@ -152,14 +186,21 @@ impl Answers {
             Bytes::from(body.to_string())
         };
         match kind {
-            JwtErrorKind::KeysUnavailable => {
+            JwtErrorKind::KeysUnavailable | JwtErrorKind::ReplayStoreUnavailable => {
                 builder = builder.header(
                     header::RETRY_AFTER,
                     self.retry_after_secs.max(1).to_string(),
                 );
             }
             JwtErrorKind::Misconfigured => {}
-            _ => builder = builder.header(header::WWW_AUTHENTICATE, challenge),
+            _ => {
+                for challenge in bearer.into_iter().chain(dpop_challenge) {
+                    builder = builder.header(header::WWW_AUTHENTICATE, challenge);
+                }
+                if let Some(nonce) = nonce {
+                    builder = builder.header("dpop-nonce", nonce);
+                }
+            }
         }
         match builder.body(body) {
             Ok(r) => r,
@@ -185,6 +226,9 @@ fn log(err: &JwtError) {
         }
         JwtErrorKind::KeysUnavailable => {
             tracing::warn!(target: "validate_jwt", kind, error = %err, "request refused: no keys")
+        }
+        JwtErrorKind::ReplayStoreUnavailable => {
+            tracing::warn!(target: "validate_jwt", kind, error = %err, "request refused: the DPoP replay store failed")
         }
         JwtErrorKind::Misconfigured => {
             tracing::error!(target: "validate_jwt", kind, detail, "request refused: the layers are set up wrongly")
@@ -336,7 +380,7 @@ mod tests {
                     );
                     assert_eq!(body["error_description"], "missing scope Files.Read");
                 }
-                JwtErrorKind::KeysUnavailable => {
+                JwtErrorKind::KeysUnavailable | JwtErrorKind::ReplayStoreUnavailable => {
                     assert_eq!(r.status(), 503);
                     assert_eq!(www, None);
                     assert_eq!(r.headers()[header::RETRY_AFTER], "5");
@@ -347,6 +391,12 @@ mod tests {
                     assert_eq!(www, None);
                     assert_eq!(body["error"], "server_error");
                     assert_eq!(body["error_description"], desc);
+                }
+                JwtErrorKind::InvalidDpopProof | JwtErrorKind::UseDpopNonce => {
+                    // Without DPoP on, no request ever gets these; the code still has its status.
+                    assert_eq!(r.status(), 401, "{kind}");
+                    assert_eq!(body["error"], kind.as_str());
+                    assert_eq!(www.as_deref(), Some(r#"Bearer realm="api""#));
                 }
                 _ => {
                     assert_eq!(r.status(), 401, "{kind}");

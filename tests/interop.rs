@@ -5,6 +5,8 @@
 //!   through the `client_credentials` grant with resource indicators, signed with RS256, PS256,
 //!   ES256, ES384 and EdDSA keys. The layer knows nothing but its discovery URL and our
 //!   audience.
+//!   With its `dPoP` and `mTLS` features on, it also issues DPoP-bound tokens (proofs made by
+//!   panva's `dpop` package, `dpop-client.mjs`) and certificate-bound tokens.
 //! * Committed fixtures minted by PyJWT + cryptography, jwcrypto and `jose`
 //!   (`tests/interop/fixtures/`, made by `tests/interop/minters/regenerate.sh`), positive and
 //!   negative (wrong key, expired, wrong audience) for each algorithm.
@@ -34,6 +36,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tower::ServiceExt as _;
+use validate_jwt::sender::{CertificateHeader, ClientCertificates, Dpop};
 use validate_jwt::{
     JwtError, JwtErrorKind, RemoteJwks, StaticKeys, ValidateJwtBuilder, ValidateJwtLayer,
 };
@@ -455,6 +458,189 @@ async fn provider_down_at_cold_start_answers_503_then_recovers() {
         answer.body["claims"]["iss"],
         format!("http://127.0.0.1:{port}")
     );
+}
+
+// ---- sender-constrained tokens: DPoP with panva's `dpop`, certificate binding ---------------
+
+/// The URL our API is published at, as the DPoP client puts it in `htu`.
+const PUBLIC_URL: &str = "https://api.interop.example";
+
+/// What `dpop-client.mjs` prints: the provider's token response and proofs for our API.
+#[derive(Deserialize)]
+struct DpopClient {
+    access_token: String,
+    token_type: String,
+    proofs: Vec<String>,
+}
+
+/// A DPoP-bound token for our API from the provider and three proofs for `GET /echo`, made by
+/// panva's `dpop` package with a fresh `alg` key.
+async fn dpop_client(dir: &Path, provider: &Provider, alg: &str) -> DpopClient {
+    let out = Command::new("node")
+        .args([
+            "dpop-client.mjs",
+            &provider.url,
+            &format!("{AUDIENCE}/ES256"),
+        ])
+        .arg(format!("{PUBLIC_URL}/echo"))
+        .arg(alg)
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "dpop-client.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn payload_of(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// One request through the layer, as built.
+async fn send(app: &Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let text = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &http::HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    let (www_authenticate, retry_after) =
+        (text(header::WWW_AUTHENTICATE), text(header::RETRY_AFTER));
+    let status = response.status().as_u16();
+    let kind = response.extensions().get::<JwtError>().map(JwtError::kind);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        kind,
+        www_authenticate,
+        retry_after,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+fn dpop_request(scheme: &str, token: &str, proof: Option<&str>) -> Request<Body> {
+    let mut request = Request::get("/echo")
+        .header(header::HOST, "api.interop.example")
+        .header(header::AUTHORIZATION, format!("{scheme} {token}"));
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn provider_dpop_bound_tokens_with_dpop_library_proofs_are_accepted_once_and_only_with_a_proof()
+ {
+    let Some(dir) = provider_dir() else { return };
+    let provider = Provider::start(&dir, &keygen(&dir, "dpop").await, 0).await;
+    // A cold key source: the first request also takes the slow path, then the proof checks.
+    let (app, _keys) = layer_for(&provider.discovery_url(), |b| {
+        b.with_dpop(Dpop::required().with_public_url(PUBLIC_URL))
+    });
+    // The provider accepts ES256 and Ed25519 proofs (its `dPoPSigningAlgValues`).
+    for alg in ["ES256", "Ed25519"] {
+        let client = dpop_client(&dir, &provider, alg).await;
+        assert_eq!(client.token_type, "DPoP", "{alg}");
+        let token = &client.access_token;
+        let cnf = &payload_of(token)["cnf"];
+        assert!(
+            cnf["jkt"].is_string(),
+            "{alg}: the provider bound the token: {cnf}"
+        );
+
+        let answer = send(&app, dpop_request("DPoP", token, Some(&client.proofs[0]))).await;
+        assert_eq!(answer.status, 200, "{alg}: {answer:?}");
+        assert_eq!(answer.body["claims"]["client_id"], CLIENT_ID);
+        // The same proof again: a replay.
+        let replay = send(&app, dpop_request("DPoP", token, Some(&client.proofs[0]))).await;
+        assert_eq!(
+            replay.kind,
+            Some(JwtErrorKind::InvalidDpopProof),
+            "{alg}: {replay:?}"
+        );
+        // The token without a proof, and as a bearer token.
+        let bare = send(&app, dpop_request("DPoP", token, None)).await;
+        assert_eq!(
+            bare.kind,
+            Some(JwtErrorKind::InvalidDpopProof),
+            "{alg}: {bare:?}"
+        );
+        let bearer = send(&app, dpop_request("Bearer", token, Some(&client.proofs[1]))).await;
+        assert_eq!(
+            bearer.kind,
+            Some(JwtErrorKind::InvalidBinding),
+            "{alg}: {bearer:?}"
+        );
+        let www = bearer.www_authenticate.unwrap();
+        assert!(www.starts_with("DPoP error=\"invalid_token\""), "{www}");
+        // A fresh proof of the same client passes.
+        let again = send(&app, dpop_request("DPoP", token, Some(&client.proofs[2]))).await;
+        assert_eq!(again.status, 200, "{alg}: {again:?}");
+    }
+}
+
+#[tokio::test]
+async fn provider_certificate_bound_tokens_are_accepted_over_their_certificate_only() {
+    let Some(dir) = provider_dir() else { return };
+    let provider = Provider::start(&dir, &keygen(&dir, "mtls").await, 0).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mtls");
+    let client_a = std::fs::read_to_string(root.join("client-a.crt.pem")).unwrap();
+    let client_b = std::fs::read_to_string(root.join("client-b.crt.pem")).unwrap();
+    let escape = |pem: &str| form(&[("x", pem)])[2..].replace('+', "%20");
+    // The token request, over "mutual TLS" as a terminating proxy reports it.
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", "interop-mtls-client"),
+        ("client_secret", CLIENT_SECRET),
+        ("resource", &format!("{AUDIENCE}/RS256")),
+        ("scope", "echo:read"),
+    ]);
+    let response = reqwest::Client::new()
+        .post(format!("{}/token", provider.url))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-client-cert", escape(&client_a))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let token = answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(payload_of(token)["cnf"]["x5t#S256"].is_string(), "{text}");
+
+    let (app, _keys) = layer_for(&provider.discovery_url(), |b| {
+        b.with_client_certificates(ClientCertificates::from_trusted_header(
+            "x-ssl-client-cert",
+            CertificateHeader::Pem,
+        ))
+    });
+    let over = |pem: Option<&str>| {
+        let mut request =
+            Request::get("/echo").header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(pem) = pem {
+            request = request.header("x-ssl-client-cert", escape(pem));
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let answer = send(&app, over(Some(&client_a))).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let other = send(&app, over(Some(&client_b))).await;
+    assert_eq!(other.kind, Some(JwtErrorKind::InvalidBinding), "{other:?}");
+    let none = send(&app, over(None)).await;
+    assert_eq!(none.kind, Some(JwtErrorKind::InvalidBinding), "{none:?}");
 }
 
 // ---- independent minters ------------------------------------------------------------------

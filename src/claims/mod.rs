@@ -46,6 +46,8 @@ struct Inner {
     /// The id of the layer that verified these claims (0: none, see `from_unverified_json`).
     layer: u64,
     full: OnceLock<Option<Map<String, Value>>>,
+    /// The sender binding the layer verified for this request (`crate::sender`).
+    binding: Option<crate::sender::Binding>,
 }
 
 impl fmt::Debug for Claims {
@@ -65,14 +67,44 @@ impl Claims {
                 registered,
                 layer,
                 full: OnceLock::new(),
+                binding: None,
             }),
         }
+    }
+
+    /// A copy carrying the sender binding the layer verified for this request.
+    pub(crate) fn with_binding(&self, binding: crate::sender::Binding) -> Self {
+        Claims {
+            inner: Arc::new(Inner {
+                registered: self.inner.registered.clone(),
+                layer: self.inner.layer,
+                full: OnceLock::new(),
+                binding: Some(binding),
+            }),
+        }
+    }
+
+    /// The key this request proved the token is bound to (RFC 7800 `cnf`): the DPoP key's
+    /// thumbprint (`cnf.jkt`) or the client certificate's (`cnf["x5t#S256"]`). `None` unless
+    /// the layer checked a binding ([`ValidateJwtBuilder::with_dpop`](crate::ValidateJwtBuilder::with_dpop),
+    /// [`with_client_certificates`](crate::ValidateJwtBuilder::with_client_certificates)):
+    /// a `cnf` the layer did not verify is never reported here.
+    ///
+    /// ```
+    /// let claims = validate_jwt::Claims::from_unverified_json(br#"{"cnf":{"jkt":"abc"}}"#).unwrap();
+    /// assert!(claims.binding().is_none());
+    /// ```
+    pub fn binding(&self) -> Option<&crate::sender::Binding> {
+        self.inner.binding.as_ref()
     }
 
     /// A copy with its own allocation (and so its own reference count), for the token cache's
     /// per-thread entries.
     pub(crate) fn deep_copy(&self) -> Self {
-        Claims::new(self.inner.registered.clone(), self.inner.layer)
+        match &self.inner.binding {
+            None => Claims::new(self.inner.registered.clone(), self.inner.layer),
+            Some(binding) => self.with_binding(binding.clone()),
+        }
     }
 
     /// Claims from a JSON payload, without any verification. For tests of code that consumes

@@ -254,6 +254,7 @@ pub(super) fn answers(
         failed_message: failed_message.map(Into::into),
         responder,
         retry_after_secs: 10,
+        dpop: None,
     })
 }
 
@@ -270,4 +271,33 @@ pub(super) fn requirement(
         r.validate()?;
     }
     Ok(requirement)
+}
+
+/// DPoP and certificate binding: checked, with the `DPoP` scheme and challenge turned on.
+pub(super) fn sender(
+    dpop: Option<crate::sender::Dpop>,
+    certificates: Option<crate::sender::ClientCertificates>,
+    clock: Arc<dyn crate::clock::Clock>,
+    locations: &mut TokenLocations,
+    answers: &mut Answers,
+) -> Result<Option<crate::sender::Sender>, ConfigError> {
+    let Some(sender) = crate::sender::Sender::new(dpop, certificates, clock)? else {
+        return Ok(None);
+    };
+    if sender.dpop_enabled() {
+        let authorization = locations.header.as_ref() == Some(&http::header::AUTHORIZATION)
+            && locations
+                .scheme
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("Bearer"));
+        if !authorization {
+            return Err(ConfigError::InvalidSetting {
+                setting: "with_dpop",
+                reason: "DPoP tokens come in `Authorization`: keep the default token header and scheme (no `with_header_name` / `with_scheme`)".into(),
+            });
+        }
+        locations.dpop = true;
+        answers.dpop = sender.answers().map(Arc::new);
+    }
+    Ok(Some(sender))
 }

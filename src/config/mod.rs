@@ -111,6 +111,8 @@ pub struct ValidateJwtBuilder {
     azure_v1: Option<AzureV1>,
     token_cache: usize,
     forward: ForwardSettings,
+    dpop: Option<crate::sender::Dpop>,
+    client_certificates: Option<crate::sender::ClientCertificates>,
     error: Option<ConfigError>,
 }
 
@@ -173,6 +175,8 @@ impl ValidateJwtBuilder {
             azure_v1: None,
             token_cache: 0,
             forward: ForwardSettings::default(),
+            dpop: None,
+            client_certificates: None,
             error: None,
         }
     }
@@ -677,6 +681,53 @@ impl ValidateJwtBuilder {
         self
     }
 
+    // ---- sender-constrained tokens ------------------------------------------------------
+
+    /// DPoP (RFC 9449): DPoP-bound tokens with their proofs, beside bearer tokens
+    /// ([`Dpop::allowed`](crate::sender::Dpop::allowed)) or instead of them
+    /// ([`Dpop::required`](crate::sender::Dpop::required)). Off by default. The token must be
+    /// read from `Authorization` (the default location), which then also takes the `DPoP`
+    /// scheme. See [`crate::sender`].
+    ///
+    /// ```
+    /// use validate_jwt::sender::Dpop;
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let layer = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://echo")
+    ///     .with_dpop(Dpop::required())
+    ///     .build()
+    ///     .unwrap();
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hello" }))
+    ///     .layer(layer);
+    /// let response = tower::ServiceExt::oneshot(app, http::Request::get("/")
+    ///     .header("host", "api.example").body(axum::body::Body::empty()).unwrap())
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(response.status(), 401);
+    /// assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("DPoP algs="));
+    /// # }
+    /// ```
+    pub fn with_dpop(mut self, dpop: crate::sender::Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
+    /// Certificate-bound tokens (RFC 8705 §3): a token whose `cnf` names `x5t#S256` is
+    /// accepted only over a connection with that client certificate, found where
+    /// `certificates` says. Off by default. See [`crate::sender`].
+    pub fn with_client_certificates(
+        mut self,
+        certificates: crate::sender::ClientCertificates,
+    ) -> Self {
+        self.client_certificates = Some(certificates);
+        self
+    }
+
     // ---- build ------------------------------------------------------------------------
 
     /// Checks the configuration and builds the layer: one checked step per concept.
@@ -699,14 +750,14 @@ impl ValidateJwtBuilder {
         };
         let algorithms = checks::algorithms(&self.algorithms, &sources)?;
         checks::limits(self.key_wait, self.leeway, self.max_token_bytes)?;
-        let locations = checks::token_locations(
+        let mut locations = checks::token_locations(
             self.locations,
             self.header_name,
             self.scheme,
             self.query,
             self.cookie,
         )?;
-        let answers = checks::answers(
+        let mut answers = checks::answers(
             self.realm,
             self.failed_status,
             self.failed_message,
@@ -714,6 +765,13 @@ impl ValidateJwtBuilder {
         )?;
         let requirement = checks::requirement(self.requirements)?;
         let forward = self.forward.build(locations.header.as_ref())?;
+        let sender = checks::sender(
+            self.dpop,
+            self.client_certificates,
+            self.clock.clone(),
+            &mut locations,
+            &mut answers,
+        )?;
 
         let (providers, probes) = sources.into_providers();
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -739,6 +797,8 @@ impl ValidateJwtBuilder {
                 .iter()
                 .flat_map(|f| f.top_level_names())
                 .map(Into::into)
+                // The binding checks read `cnf`: captured in the one parse.
+                .chain(sender.is_some().then(|| "cnf".into()))
                 .collect(),
         });
         let http = Http {
@@ -748,6 +808,7 @@ impl ValidateJwtBuilder {
             answers: Arc::new(answers),
             forward: forward.map(Arc::new),
             probes,
+            sender: sender.map(Arc::new),
         };
         Ok(ValidateJwtLayer::new(validator, http))
     }

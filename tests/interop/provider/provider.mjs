@@ -16,7 +16,12 @@
 //   resource `api://interop/<ALG>`  -> aud `api://interop`, signed with <ALG>, scopes echo:read echo:write
 //   resource `api://other`          -> aud `api://other`, RS256, scopes echo:read
 //
-// Client: `interop-client` / `interop-secret` (client_secret_post).
+// Client: `interop-client` / `interop-secret` (client_secret_post). With a DPoP proof on the
+// token request (RFC 9449, see `dpop-client.mjs`), its tokens are DPoP-bound (`cnf.jkt`).
+//
+// Client: `interop-mtls-client` / `interop-secret`: certificate-bound tokens (RFC 8705,
+// `cnf["x5t#S256"]`). The provider itself speaks plain HTTP: the client certificate comes in the
+// `x-client-cert` header (a URL-encoded PEM), as a TLS-terminating proxy would pass it.
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -30,6 +35,7 @@ export const AUDIENCE = 'api://interop';
 export const OTHER_AUDIENCE = 'api://other';
 export const CLIENT_ID = 'interop-client';
 export const CLIENT_SECRET = 'interop-secret';
+export const MTLS_CLIENT_ID = 'interop-mtls-client';
 const SCOPES = 'echo:read echo:write';
 
 function keygen(prefix) {
@@ -121,6 +127,15 @@ async function start() {
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_post',
       },
+      {
+        client_id: MTLS_CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_post',
+        tls_client_certificate_bound_access_tokens: true,
+      },
     ],
     enabledJWA: {
       // The access tokens' algorithms come from the resource servers below; these lists
@@ -130,6 +145,15 @@ async function start() {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      dPoP: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate(ctx) {
+          const pem = ctx.get('x-client-cert');
+          return pem ? decodeURIComponent(pem) : undefined;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => undefined,
