@@ -19,6 +19,7 @@ use crate::extract::TokenLocations;
 use crate::forward::Forward;
 use crate::future::ResponseFuture;
 use crate::require::{PassedAnonymously, RequireClaimsLayer};
+use crate::resource::ResourceMetadata;
 use crate::response::{Answers, ResponseBody, is_grpc};
 use crate::validate::{Validator, Verdict};
 
@@ -34,6 +35,8 @@ pub(crate) struct Http {
     pub(crate) answers: Arc<Answers>,
     /// Claims to request headers (`None`: nothing forwarded, nothing stripped).
     pub(crate) forward: Option<Arc<Forward>>,
+    /// RFC 9728 metadata, answered at its paths before any token is looked for.
+    pub(crate) metadata: Option<ResourceMetadata>,
 }
 
 /// Validates the JWT access token of every request before it reaches the inner service.
@@ -132,6 +135,26 @@ impl ValidateJwtLayer {
             .await
     }
 
+    /// The RFC 9728 protected resource metadata the layer serves (its URL, paths, JSON, and a
+    /// service answering it), when configured with
+    /// [`with_resource`](crate::ValidateJwtBuilder::with_resource).
+    ///
+    /// ```
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    ///
+    /// let jwt = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .with_resource_as_audience("https://mcp.example/mcp")
+    ///     .build()
+    ///     .unwrap();
+    /// let metadata = jwt.resource_metadata().unwrap();
+    /// assert_eq!(metadata.url(), "https://mcp.example/.well-known/oauth-protected-resource/mcp");
+    /// ```
+    pub fn resource_metadata(&self) -> Option<ResourceMetadata> {
+        self.http.metadata.clone()
+    }
+
     /// A layer for one route that adds `requirement` to what this layer checks, reusing the
     /// claims it already verified: no second signature check, no second key cache.
     ///
@@ -222,6 +245,12 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let http = &self.http;
+        // RFC 9728 metadata: public, answered here.
+        if let Some(metadata) = &http.metadata
+            && metadata.serves(request.uri().path())
+        {
+            return ResponseFuture::rejected(metadata.answer(request.method(), request.headers()));
+        }
         // The gate: requests that pass without a token.
         let skipped = http
             .skip

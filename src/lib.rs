@@ -141,6 +141,7 @@ mod json_oracle;
 mod keys;
 mod layer;
 mod require;
+mod resource;
 mod response;
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -164,4 +165,5 @@ pub use keys::{
 pub use keys::{KeySourceStatus, RemoteJwks, RemoteJwksBuilder};
 pub use layer::{ValidateJwt, ValidateJwtLayer};
 pub use require::{RequireClaims, RequireClaimsLayer};
+pub use resource::{DEFAULT_METADATA_MAX_AGE, ProtectedResource, ResourceMetadata};
 pub use response::ResponseBody;

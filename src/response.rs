@@ -25,6 +25,8 @@ pub(crate) struct Answers {
     pub(crate) failed_message: Option<Box<str>>,
     pub(crate) responder: Option<Arc<Responder>>,
     pub(crate) retry_after_secs: u32,
+    /// RFC 9728's metadata URL, for `resource_metadata` in every challenge.
+    pub(crate) resource_metadata: Option<Box<str>>,
 }
 
 impl fmt::Debug for Answers {
@@ -34,6 +36,7 @@ impl fmt::Debug for Answers {
             .field("failed_status", &self.failed_status)
             .field("failed_message", &self.failed_message)
             .field("responder", &self.responder.is_some())
+            .field("resource_metadata", &self.resource_metadata)
             .finish()
     }
 }
@@ -123,6 +126,10 @@ impl Answers {
             if let Some(scopes) = err.required_scopes() {
                 push_param(&mut challenge, "scope", scopes);
             }
+        }
+        // RFC 9728 §5.1: where a client learns which authorization server to ask.
+        if let Some(url) = &self.resource_metadata {
+            push_param(&mut challenge, "resource_metadata", url);
         }
 
         let mut builder = Response::builder();

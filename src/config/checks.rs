@@ -17,8 +17,9 @@ use crate::response::{Answers, is_quotable};
 
 /// The key sources, built and checked, with what the algorithm check needs to know of them.
 pub(super) struct KeySources {
-    /// Each source, and whether the issuers it states are a discovery document's.
-    list: Vec<(Arc<dyn KeySource>, bool)>,
+    /// Each source, whether the issuers it states are a discovery document's, and its
+    /// discovery URL's issuer.
+    list: Vec<(Arc<dyn KeySource>, bool, Option<String>)>,
     has_hmac: bool,
     /// The algorithms the static keys verify, and whether every source is static.
     static_families: AlgorithmSet,
@@ -27,7 +28,7 @@ pub(super) struct KeySources {
 
 impl KeySources {
     pub(super) fn new(
-        mut list: Vec<(Arc<dyn KeySource>, bool)>,
+        mut list: Vec<(Arc<dyn KeySource>, bool, Option<String>)>,
         remote: &[(RemoteKind, String)],
         allow_http: bool,
         http_client: Option<&reqwest::Client>,
@@ -46,7 +47,8 @@ impl KeySources {
             }
             let remote = builder.build()?;
             let discovered = remote.issuer_is_discovered();
-            list.push((Arc::new(remote), discovered));
+            let server = remote.discovery_issuer().map(Into::into);
+            list.push((Arc::new(remote), discovered, server));
         }
         let only_static = list.is_empty();
         let mut has_hmac = false;
@@ -60,7 +62,7 @@ impl KeySources {
             for key in set.keys() {
                 static_families = static_families.union(key.algorithms());
             }
-            list.push((Arc::new(source), false));
+            list.push((Arc::new(source), false, None));
         }
         if list.is_empty() {
             return Err(ConfigError::NoKeySource);
@@ -77,7 +79,7 @@ impl KeySources {
     pub(super) fn statements(&self) -> Vec<Statement> {
         self.list
             .iter()
-            .map(|(p, discovered)| Statement {
+            .map(|(p, discovered, _)| Statement {
                 issuers: p
                     .issuers()
                     .unwrap_or_default()
@@ -90,8 +92,13 @@ impl KeySources {
             .collect()
     }
 
+    /// Each source's discovery URL issuer, in order (`None` for other sources).
+    pub(super) fn discovery_issuers(&self) -> Vec<Option<&str>> {
+        self.list.iter().map(|(_, _, s)| s.as_deref()).collect()
+    }
+
     pub(super) fn into_providers(self) -> Vec<Arc<dyn KeySource>> {
-        self.list.into_iter().map(|(p, _)| p).collect()
+        self.list.into_iter().map(|(p, _, _)| p).collect()
     }
 }
 
@@ -249,6 +256,7 @@ pub(super) fn answers(
         failed_message: failed_message.map(Into::into),
         responder,
         retry_after_secs: 10,
+        resource_metadata: None,
     })
 }
 
