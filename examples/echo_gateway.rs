@@ -14,7 +14,10 @@
 //! `--require-claim-all NAME=V1[,V2…]`…, `--algorithm ALG`…, `--leeway SECONDS`,
 //! `--header-name NAME`, `--query-param NAME`, `--failed-status CODE`, `--failed-message TEXT`,
 //! `--allow-http`, `--token-cache N` (remember up to N validated tokens; the cache's counters are
-//! printed on Ctrl-C), `--no-auth` (no layer at all: the baseline of `scripts/http_bench.sh`).
+//! printed on Ctrl-C), `--no-auth` (no layer at all: the baseline of `scripts/http_bench.sh`),
+//! `--resource URL` (RFC 9728: the protected resource metadata of that URL at its well-known
+//! paths, `resource_metadata` in every challenge; with no `--audience`, the resource is the
+//! audience).
 
 use std::error::Error;
 use std::io::Write as _;
@@ -50,13 +53,14 @@ struct Args {
     allow_http: bool,
     token_cache: usize,
     no_auth: bool,
+    resource: Option<String>,
 }
 
 const USAGE: &str = "usage: echo_gateway [--listen ADDR] [--openid-config URL]... [--jwks-uri URL]... \
 [--issuer ISS]... [--audience AUD]... [--require-scope S]... [--require-claim NAME=V1[,V2]]... \
 [--require-claim-all NAME=V1[,V2]]... [--algorithm ALG]... [--leeway SECONDS] [--header-name NAME] \
 [--query-param NAME] [--failed-status CODE] [--failed-message TEXT] [--allow-http] [--token-cache N] \
-[--no-auth]";
+[--no-auth] [--resource URL]";
 
 fn parse_args() -> Result<Args, BoxError> {
     let mut args = Args::default();
@@ -84,6 +88,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--allow-http" => args.allow_http = true,
             "--token-cache" => args.token_cache = value()?.parse()?,
             "--no-auth" => args.no_auth = true,
+            "--resource" => args.resource = Some(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -133,9 +138,10 @@ mod demo {
     pub(super) const AUDIENCE: &str = "api://echo-demo";
     pub(super) const SCOPE: &str = "Echo.Read";
 
-    pub(super) fn start() -> Result<TestIssuer, BoxError> {
+    /// The issuer; its tokens are for `audience`.
+    pub(super) fn start(audience: &str) -> Result<TestIssuer, BoxError> {
         let issuer = TestIssuer::builder()
-            .with_audience(AUDIENCE)
+            .with_audience(audience)
             .with_algorithms([Algorithm::EdDSA, Algorithm::RS256])
             .start()?;
         Ok(issuer)
@@ -206,9 +212,15 @@ async fn run() -> Result<(), BoxError> {
         return Ok(());
     }
     let demo = if args.openid_config.is_empty() && args.jwks_uri.is_empty() {
-        let issuer = demo::start()?;
+        // With `--resource` and no `--audience`, the demo's tokens are for the resource.
+        let audience = match (&args.resource, args.audience.first()) {
+            (_, Some(aud)) => aud.clone(),
+            (Some(resource), None) => resource.clone(),
+            (None, None) => demo::AUDIENCE.into(),
+        };
+        let issuer = demo::start(&audience)?;
         args.openid_config.push(issuer.discovery_url());
-        if args.audience.is_empty() {
+        if args.audience.is_empty() && args.resource.is_none() {
             args.audience.push(demo::AUDIENCE.into());
         }
         if args.require_scope.is_empty() {
@@ -263,6 +275,11 @@ async fn run() -> Result<(), BoxError> {
         builder = builder.with_failed_message(message);
     }
     builder = builder.with_token_cache(args.token_cache);
+    builder = match (&args.resource, args.audience.is_empty()) {
+        (Some(resource), true) => builder.with_resource_as_audience(resource.as_str()),
+        (Some(resource), false) => builder.with_resource(resource.as_str()),
+        (None, _) => builder,
+    };
     let layer = builder.build()?;
     if let Err(e) = layer.ready().await {
         eprintln!("warning: keys not available yet ({e}); requests get 503 until they are");
@@ -274,6 +291,14 @@ async fn run() -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on http://{addr}")?;
+    if let Some(metadata) = layer.resource_metadata() {
+        writeln!(
+            out,
+            "protected resource metadata (RFC 9728) of {} at {}",
+            metadata.resource(),
+            metadata.paths().collect::<Vec<_>>().join(" and ")
+        )?;
+    }
     if let Some(issuer) = &demo {
         let valid = demo::valid(issuer, demo::SCOPE);
         let expired = demo::expired(issuer);
