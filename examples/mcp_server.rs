@@ -58,7 +58,11 @@ impl Tools {
             Some(claims) => format!(
                 "subject {} via client {}",
                 claims.subject().unwrap_or("(none)"),
-                claims.client_id().unwrap_or("(none)")
+                // `azp`/`appid` (Entra ID, OIDC), or RFC 9068's `client_id`.
+                claims
+                    .client_id()
+                    .or_else(|| claims.get("client_id").and_then(|v| v.as_str()))
+                    .unwrap_or("(none)")
             ),
             None => "no verified claims".into(),
         }

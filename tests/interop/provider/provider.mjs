@@ -17,6 +17,11 @@
 //   resource `api://other`          -> aud `api://other`, RS256, scopes echo:read
 //
 // Client: `interop-client` / `interop-secret` (client_secret_post).
+//
+// MCP (tests/mcp_typescript.rs): an MCP server's URL on loopback, `http://127.0.0.1:<port>/mcp`,
+// is a resource too -> aud the URL itself (RFC 8707, as MCP wants), RS256, scope mcp:tools; for
+// the client `mcp-client` / `mcp-secret` (client_secret_basic, as the MCP TypeScript SDK's
+// ClientCredentialsProvider authenticates).
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -71,7 +76,18 @@ function readJwks() {
   return jwks;
 }
 
+export const MCP_RESOURCE = /^http:\/\/127\.0\.0\.1:[0-9]+\/mcp$/;
+
 function resourceServer(resource) {
+  if (MCP_RESOURCE.test(resource)) {
+    return {
+      audience: resource,
+      scope: 'mcp:tools',
+      accessTokenFormat: 'jwt',
+      accessTokenTTL: 600,
+      jwt: { sign: { alg: 'RS256' } },
+    };
+  }
   if (resource === OTHER_AUDIENCE) {
     return {
       audience: OTHER_AUDIENCE,
@@ -120,6 +136,14 @@ async function start() {
         response_types: [],
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_post',
+      },
+      {
+        client_id: 'mcp-client',
+        client_secret: 'mcp-secret',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
       },
     ],
     enabledJWA: {
