@@ -173,3 +173,30 @@ async fn a_token_for_another_audience_is_refused() {
         other => panic!("expected AuthRequired, got {other:?}"),
     }
 }
+
+/// The README's MCP section shows the example's real metadata for its Entra ID command line.
+#[test]
+fn the_readme_shows_the_examples_metadata() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## MCP servers and protected resource metadata")
+        .nth(1)
+        .unwrap();
+    let arg = |flag: &str| {
+        let at = section.find(flag).unwrap() + flag.len();
+        section[at..].split_whitespace().next().unwrap().to_owned()
+    };
+    let json = section
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let jwt = example::layer(
+        &arg("--openid-config "),
+        &arg("--resource "),
+        Some(&arg("--audience ")),
+    )
+    .unwrap();
+    assert_eq!(jwt.resource_metadata().unwrap().json(), json.trim_end());
+}
