@@ -424,6 +424,48 @@ mod tests {
     }
 
     #[test]
+    fn every_challenge_ends_with_the_resource_metadata_pointer() {
+        let url = "https://api.example/.well-known/oauth-protected-resource/mcp";
+        let answers = Answers {
+            realm: Some("api".into()),
+            resource_metadata: Some(url.into()),
+            ..Default::default()
+        };
+        let pointer = format!(r#"resource_metadata="{url}""#);
+        for &kind in JwtErrorKind::ALL {
+            for grpc in [false, true] {
+                let r = answers.respond(&JwtError::new(kind), grpc);
+                let www = r.headers().get(header::WWW_AUTHENTICATE);
+                match kind {
+                    // No challenge at all: not a token problem.
+                    JwtErrorKind::KeysUnavailable | JwtErrorKind::Misconfigured => {
+                        assert!(www.is_none(), "{kind}")
+                    }
+                    JwtErrorKind::Missing => assert_eq!(
+                        www.unwrap().to_str().unwrap(),
+                        format!(r#"Bearer realm="api", {pointer}"#)
+                    ),
+                    _ => {
+                        let www = www.unwrap().to_str().unwrap();
+                        assert!(www.ends_with(&format!(", {pointer}")), "{kind}: {www}");
+                    }
+                }
+            }
+        }
+        // A status moved away from its code's: the plain challenge still points the way.
+        let answers = Answers {
+            failed_status: Some(StatusCode::IM_A_TEAPOT),
+            resource_metadata: Some(url.into()),
+            ..Default::default()
+        };
+        let r = answers.respond(&JwtError::new(JwtErrorKind::Expired), false);
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            format!("Bearer {pointer}").as_str()
+        );
+    }
+
+    #[test]
     fn grpc_answers_carry_grpc_statuses() {
         let answers = Answers::default();
         for (kind, code) in [

@@ -391,3 +391,65 @@ fn a_bad_resource_is_a_build_error() {
     assert!(build("https://api.example/mcp").is_ok());
     assert!(build("http://localhost:8080/mcp").is_ok());
 }
+
+#[tokio::test]
+async fn a_tonic_client_sees_the_pointer_in_the_status_metadata() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let issuer = TestIssuer::start().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let jwt = issuer
+        .layer_builder()
+        .require_all_scopes(["health.read"])
+        .with_resource(format!("http://{addr}"))
+        .build()
+        .unwrap();
+    let metadata_url = jwt.resource_metadata().unwrap().url().to_owned();
+    assert_eq!(metadata_url, format!("http://{addr}{WELL_KNOWN}"));
+    let (_, health) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(jwt)
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    let challenge = |status: &tonic::Status| {
+        status
+            .metadata()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    let no_token = client
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(no_token.code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        challenge(&no_token).unwrap(),
+        format!(r#"Bearer resource_metadata="{metadata_url}""#)
+    );
+
+    let mut request = tonic::Request::new(HealthCheckRequest::default());
+    let token = issuer.token().sign();
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let no_scope = client.check(request).await.unwrap_err();
+    assert_eq!(no_scope.code(), tonic::Code::PermissionDenied);
+    let www = challenge(&no_scope).unwrap();
+    assert!(
+        www.ends_with(&format!(
+            r#"scope="health.read", resource_metadata="{metadata_url}""#
+        )),
+        "{www}"
+    );
+}
