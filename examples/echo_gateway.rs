@@ -23,6 +23,9 @@
 //! `--replay-store redis://…` (build with `--features redis`), `--client-cert-header NAME` (a
 //! trusted proxy's client certificate: envoy's format for `x-forwarded-client-cert`, PEM for
 //! any other name).
+//! `--resource URL` (RFC 9728: the protected resource metadata of that URL at its well-known
+//! paths, `resource_metadata` in every challenge; with no `--audience`, the resource is the
+//! audience).
 
 use std::error::Error;
 use std::io::Write as _;
@@ -64,6 +67,7 @@ struct Args {
     public_url: Option<String>,
     replay_store: Option<String>,
     client_cert_header: Option<String>,
+    resource: Option<String>,
 }
 
 const USAGE: &str = "usage: echo_gateway [--listen ADDR] [--openid-config URL]... [--jwks-uri URL]... \
@@ -71,7 +75,7 @@ const USAGE: &str = "usage: echo_gateway [--listen ADDR] [--openid-config URL]..
 [--require-claim-all NAME=V1[,V2]]... [--algorithm ALG]... [--leeway SECONDS] [--header-name NAME] \
 [--query-param NAME] [--failed-status CODE] [--failed-message TEXT] [--allow-http] [--token-cache N] \
 [--no-auth] [--inspector] [--dpop allowed|required] [--dpop-nonce] [--public-url URL] \
-[--replay-store redis://…] [--client-cert-header NAME]";
+[--replay-store redis://…] [--client-cert-header NAME] [--resource URL]";
 
 fn parse_args() -> Result<Args, BoxError> {
     let mut args = Args::default();
@@ -105,6 +109,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--public-url" => args.public_url = Some(value()?),
             "--replay-store" => args.replay_store = Some(value()?),
             "--client-cert-header" => args.client_cert_header = Some(value()?),
+            "--resource" => args.resource = Some(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -154,9 +159,10 @@ mod demo {
     pub(super) const AUDIENCE: &str = "api://echo-demo";
     pub(super) const SCOPE: &str = "Echo.Read";
 
-    pub(super) fn start() -> Result<TestIssuer, BoxError> {
+    /// The issuer; its tokens are for `audience`.
+    pub(super) fn start(audience: &str) -> Result<TestIssuer, BoxError> {
         let issuer = TestIssuer::builder()
-            .with_audience(AUDIENCE)
+            .with_audience(audience)
             .with_algorithms([Algorithm::EdDSA, Algorithm::RS256])
             .start()?;
         Ok(issuer)
@@ -345,9 +351,15 @@ async fn run() -> Result<(), BoxError> {
         return Ok(());
     }
     let demo = if args.openid_config.is_empty() && args.jwks_uri.is_empty() {
-        let issuer = demo::start()?;
+        // With `--resource` and no `--audience`, the demo's tokens are for the resource.
+        let audience = match (&args.resource, args.audience.first()) {
+            (_, Some(aud)) => aud.clone(),
+            (Some(resource), None) => resource.clone(),
+            (None, None) => demo::AUDIENCE.into(),
+        };
+        let issuer = demo::start(&audience)?;
         args.openid_config.push(issuer.discovery_url());
-        if args.audience.is_empty() {
+        if args.audience.is_empty() && args.resource.is_none() {
             args.audience.push(demo::AUDIENCE.into());
         }
         if args.require_scope.is_empty() {
@@ -403,6 +415,11 @@ async fn run() -> Result<(), BoxError> {
     }
     builder = builder.with_token_cache(args.token_cache);
     builder = sender_constraint(builder, &args)?;
+    builder = match (&args.resource, args.audience.is_empty()) {
+        (Some(resource), true) => builder.with_resource_as_audience(resource.as_str()),
+        (Some(resource), false) => builder.with_resource(resource.as_str()),
+        (None, _) => builder,
+    };
     let layer = builder.build()?;
     if let Err(e) = layer.ready().await {
         eprintln!("warning: keys not available yet ({e}); requests get 503 until they are");
@@ -430,6 +447,14 @@ async fn run() -> Result<(), BoxError> {
             out,
             "token inspector (a development tool): http://{addr}{}",
             inspector::PATH
+        )?;
+    }
+    if let Some(metadata) = layer.resource_metadata() {
+        writeln!(
+            out,
+            "protected resource metadata (RFC 9728) of {} at {}",
+            metadata.resource(),
+            metadata.paths().collect::<Vec<_>>().join(" and ")
         )?;
     }
     if let Some(issuer) = &demo {

@@ -38,3 +38,23 @@ while IFS= read -r line; do
   esac
 done <"$out"
 [ "$checked" -ge 5 ] || { cat "$out" >&2; echo "check_demo: found $checked curl lines" >&2; exit 1; }
+
+# `--resource URL` (RFC 9728): the metadata at the URL's well-known path, without a token, and
+# the challenge pointing at it.
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+resource=http://127.0.0.1:3001/echo
+cargo run --quiet --example echo_gateway -- --listen 127.0.0.1:3001 --resource "$resource" >"$out" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+  grep -q '^protected resource metadata' "$out" && break
+  kill -0 "$pid" 2>/dev/null || { cat "$out" >&2; echo "check_demo: the --resource demo exited" >&2; exit 1; }
+  sleep 0.1
+done
+metadata=http://127.0.0.1:3001/.well-known/oauth-protected-resource/echo
+curl -sf "$metadata" | grep -q "\"resource\": \"$resource\"" \
+  || { echo "check_demo: no metadata for $resource at $metadata" >&2; exit 1; }
+challenge=$(curl -s -o /dev/null -D - http://127.0.0.1:3001/echo | tr -d '\r' | sed -n 's/^www-authenticate: //Ip')
+[ "$challenge" = "Bearer resource_metadata=\"$metadata\"" ] \
+  || { echo "check_demo: --resource challenge was: $challenge" >&2; exit 1; }
+echo "check_demo: --resource serves its metadata and every challenge points at it" >&2

@@ -21,6 +21,7 @@ use crate::future::ResponseFuture;
 use crate::health::{Health, Probe};
 use crate::metrics::{self, Outcome};
 use crate::require::{PassedAnonymously, RequireClaimsLayer};
+use crate::resource::ResourceMetadata;
 use crate::response::{Answers, ResponseBody, is_grpc};
 use crate::span::{self, TokenFields};
 use crate::validate::{Validator, Verdict};
@@ -41,6 +42,8 @@ pub(crate) struct Http {
     pub(crate) probes: Vec<Probe>,
     /// DPoP and certificate binding, checked after the token (`None`: off).
     pub(crate) sender: Option<Arc<crate::sender::Sender>>,
+    /// RFC 9728 metadata, answered at its paths before any token is looked for.
+    pub(crate) metadata: Option<ResourceMetadata>,
 }
 
 /// Validates the JWT access token of every request before it reaches the inner service.
@@ -113,18 +116,6 @@ impl ValidateJwtLayer {
     /// ```
     pub fn health(&self) -> Health {
         crate::health::health(self.validator.providers(), &self.http.probes)
-    }
-
-    /// The members DPoP and certificate binding add to the RFC 9728 protected-resource
-    /// metadata (`dpop_signing_alg_values_supported`, `dpop_bound_access_tokens_required`,
-    /// `tls_client_certificate_bound_access_tokens`); empty when both are off.
-    #[allow(dead_code, reason = "the RFC 9728 metadata document (#13) reads it")]
-    pub(crate) fn sender_metadata(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.http
-            .sender
-            .as_ref()
-            .map(|s| s.metadata_members())
-            .unwrap_or_default()
     }
 
     /// Waits until every key source has a key set (starting the fetches if needed); returns the
@@ -215,6 +206,26 @@ impl ValidateJwtLayer {
     pub async fn explain(&self, token: &str) -> crate::explain::Explanation {
         let preamble = token_alone(token);
         crate::explain::run(&self.validator, &self.http.answers, token, preamble).await
+    }
+
+    /// The RFC 9728 protected resource metadata the layer serves (its URL, paths, JSON, and a
+    /// service answering it), when configured with
+    /// [`with_resource`](crate::ValidateJwtBuilder::with_resource).
+    ///
+    /// ```
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    ///
+    /// let jwt = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .with_resource_as_audience("https://mcp.example/mcp")
+    ///     .build()
+    ///     .unwrap();
+    /// let metadata = jwt.resource_metadata().unwrap();
+    /// assert_eq!(metadata.url(), "https://mcp.example/.well-known/oauth-protected-resource/mcp");
+    /// ```
+    pub fn resource_metadata(&self) -> Option<ResourceMetadata> {
+        self.http.metadata.clone()
     }
 
     /// A layer for one route that adds `requirement` to what this layer checks, reusing the
@@ -323,6 +334,12 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let http = &self.http;
+        // RFC 9728 metadata: public, answered here.
+        if let Some(metadata) = &http.metadata
+            && metadata.serves(request.uri().path())
+        {
+            return ResponseFuture::rejected(metadata.answer(request.method(), request.headers()));
+        }
         // One span per validation (`Span::none()` unless `debug` is on for the target).
         let span = span::validation();
         let entered = span.enter();

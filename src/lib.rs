@@ -62,6 +62,63 @@
 //! [`with_responder`](ValidateJwtBuilder::with_responder) reshapes any answer. The rejected
 //! response carries the [`JwtError`] in its extensions.
 //!
+//! With [`with_resource`](ValidateJwtBuilder::with_resource), every challenge also carries
+//! `resource_metadata="…"` (RFC 9728 §5.1), last.
+//!
+//! # Protected resource metadata (RFC 9728) and MCP servers
+//!
+//! [`with_resource`](ValidateJwtBuilder::with_resource) (or
+//! [`with_resource_as_audience`](ValidateJwtBuilder::with_resource_as_audience), which also makes
+//! the resource the accepted audience, RFC 8707) turns the layer's rules into the metadata a
+//! client meeting a 401 needs: which authorization servers issue tokens for this API
+//! (`authorization_servers`, the key sources' issuers), for which scopes (`scopes_supported`,
+//! the requirements'), sent how (`bearer_methods_supported`). The layer serves it at
+//! `/.well-known/oauth-protected-resource[/path]` without a token and points every challenge at
+//! it; the Model Context Protocol requires both of MCP servers (`examples/mcp_server.rs` puts
+//! an `rmcp` server behind the layer). [`ProtectedResource`] sets the optional members;
+//! [`ResourceMetadata`] is the built document.
+//!
+//! ```
+//! use tower::ServiceExt;
+//! use validate_jwt::{StaticKeys, ValidateJwtLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let jwt = ValidateJwtLayer::builder()
+//!     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+//!     .add_issuer("https://issuer.example")
+//!     .with_resource_as_audience("https://mcp.example/mcp")
+//!     .require_all_scopes(["mcp:tools"])
+//!     .build()
+//!     .unwrap();
+//! let app = axum::Router::new()
+//!     .route("/mcp", axum::routing::post(|| async { "an MCP server here" }))
+//!     .layer(jwt);
+//!
+//! let refused = app.clone()
+//!     .oneshot(http::Request::post("/mcp").body(axum::body::Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(refused.status(), 401);
+//! assert_eq!(
+//!     refused.headers()["www-authenticate"],
+//!     r#"Bearer resource_metadata="https://mcp.example/.well-known/oauth-protected-resource/mcp""#
+//! );
+//! let metadata = app
+//!     .oneshot(
+//!         http::Request::get("/.well-known/oauth-protected-resource/mcp")
+//!             .body(axum::body::Body::empty())
+//!             .unwrap(),
+//!     )
+//!     .await
+//!     .unwrap();
+//! let body = axum::body::to_bytes(metadata.into_body(), 4096).await.unwrap();
+//! let document: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! assert_eq!(document["authorization_servers"][0], "https://issuer.example");
+//! assert_eq!(document["scopes_supported"][0], "mcp:tools");
+//! # }
+//! ```
+//!
 //! # Secure defaults
 //!
 //! `none` is never accepted; algorithms are bound to key types; `exp` is required; an audience
@@ -167,6 +224,7 @@ pub mod metrics;
 #[allow(dead_code, unreachable_pub)]
 mod metrics;
 mod require;
+mod resource;
 mod response;
 pub mod sender;
 mod span;
@@ -194,4 +252,5 @@ pub use keys::{
 pub use keys::{KeySourceStatus, RemoteJwks, RemoteJwksBuilder};
 pub use layer::{ValidateJwt, ValidateJwtLayer};
 pub use require::{RequireClaims, RequireClaimsLayer};
+pub use resource::{DEFAULT_METADATA_MAX_AGE, ProtectedResource, ResourceMetadata};
 pub use response::ResponseBody;

@@ -27,6 +27,8 @@ pub(crate) struct Answers {
     pub(crate) retry_after_secs: u32,
     /// The DPoP challenge and nonces, when DPoP is on (`crate::sender`).
     pub(crate) dpop: Option<Arc<crate::sender::DpopAnswers>>,
+    /// RFC 9728's metadata URL, for `resource_metadata` in every challenge.
+    pub(crate) resource_metadata: Option<Box<str>>,
 }
 
 impl fmt::Debug for Answers {
@@ -36,6 +38,7 @@ impl fmt::Debug for Answers {
             .field("failed_status", &self.failed_status)
             .field("failed_message", &self.failed_message)
             .field("responder", &self.responder.is_some())
+            .field("resource_metadata", &self.resource_metadata)
             .finish()
     }
 }
@@ -142,6 +145,10 @@ impl Answers {
                 if let Some(scopes) = err.required_scopes() {
                     push_param(&mut challenge, "scope", scopes);
                 }
+            }
+            // RFC 9728 §5.1: where a client learns which authorization server to ask.
+            if let Some(url) = &self.resource_metadata {
+                push_param(&mut challenge, "resource_metadata", url);
             }
             challenge
         };
@@ -474,6 +481,50 @@ mod tests {
         );
         let r = answers.respond(&JwtError::new(JwtErrorKind::InvalidRequest), false);
         assert_eq!(r.status(), 400);
+    }
+
+    #[test]
+    fn every_challenge_ends_with_the_resource_metadata_pointer() {
+        let url = "https://api.example/.well-known/oauth-protected-resource/mcp";
+        let answers = Answers {
+            realm: Some("api".into()),
+            resource_metadata: Some(url.into()),
+            ..Default::default()
+        };
+        let pointer = format!(r#"resource_metadata="{url}""#);
+        for &kind in JwtErrorKind::ALL {
+            for grpc in [false, true] {
+                let r = answers.respond(&JwtError::new(kind), grpc);
+                let www = r.headers().get(header::WWW_AUTHENTICATE);
+                match kind {
+                    // No challenge at all: not a token problem.
+                    JwtErrorKind::KeysUnavailable
+                    | JwtErrorKind::ReplayStoreUnavailable
+                    | JwtErrorKind::Misconfigured => {
+                        assert!(www.is_none(), "{kind}")
+                    }
+                    JwtErrorKind::Missing => assert_eq!(
+                        www.unwrap().to_str().unwrap(),
+                        format!(r#"Bearer realm="api", {pointer}"#)
+                    ),
+                    _ => {
+                        let www = www.unwrap().to_str().unwrap();
+                        assert!(www.ends_with(&format!(", {pointer}")), "{kind}: {www}");
+                    }
+                }
+            }
+        }
+        // A status moved away from its code's: the plain challenge still points the way.
+        let answers = Answers {
+            failed_status: Some(StatusCode::IM_A_TEAPOT),
+            resource_metadata: Some(url.into()),
+            ..Default::default()
+        };
+        let r = answers.respond(&JwtError::new(JwtErrorKind::Expired), false);
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            format!("Bearer {pointer}").as_str()
+        );
     }
 
     #[test]

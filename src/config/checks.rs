@@ -18,8 +18,9 @@ use crate::response::{Answers, is_quotable};
 
 /// The key sources, built and checked, with what the algorithm check needs to know of them.
 pub(super) struct KeySources {
-    /// Each source, and whether the issuers it states are a discovery document's.
-    list: Vec<(Arc<dyn KeySource>, bool, Probe)>,
+    /// Each source, whether the issuers it states are a discovery document's, what the health
+    /// check knows of it, and its discovery URL's issuer.
+    list: Vec<(Arc<dyn KeySource>, bool, Probe, Option<String>)>,
     has_hmac: bool,
     /// The algorithms the static keys verify, and whether every source is static.
     static_families: AlgorithmSet,
@@ -28,7 +29,7 @@ pub(super) struct KeySources {
 
 impl KeySources {
     pub(super) fn new(
-        mut list: Vec<(Arc<dyn KeySource>, bool, Probe)>,
+        mut list: Vec<(Arc<dyn KeySource>, bool, Probe, Option<String>)>,
         remote: &[(RemoteKind, String)],
         allow_http: bool,
         http_client: Option<&reqwest::Client>,
@@ -47,7 +48,13 @@ impl KeySources {
             }
             let remote = builder.build()?;
             let discovered = remote.issuer_is_discovered();
-            list.push((Arc::new(remote.clone()), discovered, Probe::Remote(remote)));
+            let server = remote.discovery_issuer().map(Into::into);
+            list.push((
+                Arc::new(remote.clone()),
+                discovered,
+                Probe::Remote(remote),
+                server,
+            ));
         }
         let only_static = list.is_empty();
         let mut has_hmac = false;
@@ -61,7 +68,7 @@ impl KeySources {
             for key in set.keys() {
                 static_families = static_families.union(key.algorithms());
             }
-            list.push((Arc::new(source), false, Probe::Static));
+            list.push((Arc::new(source), false, Probe::Static, None));
         }
         if list.is_empty() {
             return Err(ConfigError::NoKeySource);
@@ -78,7 +85,7 @@ impl KeySources {
     pub(super) fn statements(&self) -> Vec<Statement> {
         self.list
             .iter()
-            .map(|(p, discovered, _)| Statement {
+            .map(|(p, discovered, ..)| Statement {
                 issuers: p
                     .issuers()
                     .unwrap_or_default()
@@ -91,11 +98,16 @@ impl KeySources {
             .collect()
     }
 
+    /// Each source's discovery URL issuer, in order (`None` for other sources).
+    pub(super) fn discovery_issuers(&self) -> Vec<Option<&str>> {
+        self.list.iter().map(|(.., s)| s.as_deref()).collect()
+    }
+
     /// The providers, and what the health check knows of each (same order).
     pub(super) fn into_providers(self) -> (Vec<Arc<dyn KeySource>>, Vec<Probe>) {
         self.list
             .into_iter()
-            .map(|(p, _, probe)| (p, probe))
+            .map(|(p, _, probe, _)| (p, probe))
             .unzip()
     }
 }
@@ -255,6 +267,7 @@ pub(super) fn answers(
         responder,
         retry_after_secs: 10,
         dpop: None,
+        resource_metadata: None,
     })
 }
 

@@ -34,6 +34,7 @@ use crate::health::Probe;
 use crate::issuer::{self, AzureV1, IssuerRule};
 use crate::keys::{KeySource, RemoteJwks, StaticKeys};
 use crate::layer::{Http, Skip, ValidateJwtLayer};
+use crate::resource::{self, Derived, ProtectedResource};
 use crate::validate::{Rules, TypPolicy, Validator};
 
 #[derive(Debug, Clone, Copy)]
@@ -78,8 +79,10 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// ```
 #[must_use]
 pub struct ValidateJwtBuilder {
-    /// Each provider, and whether the issuers it states are a discovery document's.
-    providers: Vec<(Arc<dyn KeySource>, bool, Probe)>,
+    /// Each provider, whether the issuers it states are a discovery document's, what the health
+    /// check knows of it, and the issuer its discovery URL names (RFC 9728
+    /// `authorization_servers`).
+    providers: Vec<(Arc<dyn KeySource>, bool, Probe, Option<String>)>,
     static_keys: Vec<StaticKeys>,
     remote: Vec<(RemoteKind, String)>,
     allow_http: bool,
@@ -113,6 +116,8 @@ pub struct ValidateJwtBuilder {
     forward: ForwardSettings,
     dpop: Option<crate::sender::Dpop>,
     client_certificates: Option<crate::sender::ClientCertificates>,
+    resource: Option<ProtectedResource>,
+    resource_as_audience: bool,
     error: Option<ConfigError>,
 }
 
@@ -177,6 +182,8 @@ impl ValidateJwtBuilder {
             forward: ForwardSettings::default(),
             dpop: None,
             client_certificates: None,
+            resource: None,
+            resource_as_audience: false,
             error: None,
         }
     }
@@ -242,7 +249,11 @@ impl ValidateJwtBuilder {
             None if any.is::<StaticKeys>() => Probe::Static,
             None => Probe::Custom,
         };
-        self.providers.push((Arc::new(provider), discovered, probe));
+        let server = remote
+            .and_then(RemoteJwks::discovery_issuer)
+            .map(Into::into);
+        self.providers
+            .push((Arc::new(provider), discovered, probe, server));
         self
     }
 
@@ -665,6 +676,88 @@ impl ValidateJwtBuilder {
         self
     }
 
+    // ---- protected resource metadata (RFC 9728) ----------------------------------------
+
+    /// The protected resource this layer guards (RFC 9728): the layer serves its metadata
+    /// document — `resource`, `authorization_servers`, `scopes_supported`,
+    /// `bearer_methods_supported`, derived from this builder's own settings (see
+    /// [`ProtectedResource`] for each member's source) — at
+    /// `/.well-known/oauth-protected-resource` plus the resource's path (and without it), to
+    /// `GET`/`HEAD`/`OPTIONS` requests without a token, and every challenge it sends
+    /// (`WWW-Authenticate` on 401 and 403, gRPC answers' metadata included) names it in
+    /// `resource_metadata="…"`. A client that meets a 401 then finds the authorization server,
+    /// the scopes and how to send the token on its own; MCP servers must do this.
+    ///
+    /// `resource` is a URL (`https`; plain `http` to a loopback host), or a
+    /// [`ProtectedResource`] with optional members; a bad one is a `build()` error. The
+    /// audience stays what `add_audience` says; for the resource to be the audience (RFC 8707,
+    /// MCP), use [`with_resource_as_audience`](Self::with_resource_as_audience).
+    ///
+    /// ```
+    /// use tower::ServiceExt;
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let jwt = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://files")
+    ///     .with_resource("https://api.example/files")
+    ///     .build()
+    ///     .unwrap();
+    /// let app = axum::Router::new()
+    ///     .route("/files", axum::routing::get(|| async { "files" }))
+    ///     .layer(jwt);
+    /// let get = |path: &str| http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+    ///
+    /// let refused = app.clone().oneshot(get("/files")).await.unwrap();
+    /// assert_eq!(refused.status(), 401);
+    /// assert_eq!(
+    ///     refused.headers()["www-authenticate"],
+    ///     r#"Bearer resource_metadata="https://api.example/.well-known/oauth-protected-resource/files""#
+    /// );
+    /// let metadata = app.oneshot(get("/.well-known/oauth-protected-resource/files")).await.unwrap();
+    /// assert_eq!(metadata.status(), 200);
+    /// # }
+    /// ```
+    pub fn with_resource(mut self, resource: impl Into<ProtectedResource>) -> Self {
+        self.resource = Some(resource.into());
+        self.resource_as_audience = false;
+        self
+    }
+
+    /// [`with_resource`](Self::with_resource), and the resource identifier is an accepted
+    /// audience (`aud`, exactly as given): RFC 8707 resource indicators, and the MCP
+    /// authorization spec's rule that a token's audience is the server's canonical URI. A token
+    /// for another audience is the usual 401 `invalid_token`. Further `add_audience` calls add
+    /// more accepted audiences.
+    ///
+    /// ```
+    /// use validate_jwt::{JwtErrorKind, ValidateJwtLayer};
+    /// use validate_jwt::testing::TestIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let idp = TestIssuer::start()?;
+    /// let jwt = ValidateJwtLayer::builder()
+    ///     .add_key_source(idp.remote_jwks().build()?)
+    ///     .with_resource_as_audience("http://127.0.0.1:8080/mcp")
+    ///     .build()?;
+    /// let token = idp.token().audience("http://127.0.0.1:8080/mcp").sign();
+    /// assert!(jwt.validate_token(&token).await.is_ok());
+    /// let other = idp.token().audience("http://127.0.0.1:9090/mcp").sign();
+    /// let err = jwt.validate_token(&other).await.unwrap_err();
+    /// assert_eq!(err.kind(), JwtErrorKind::InvalidAudience);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_resource_as_audience(mut self, resource: impl Into<ProtectedResource>) -> Self {
+        self.resource = Some(resource.into());
+        self.resource_as_audience = true;
+        self
+    }
+
     pub(crate) fn allow_tenants(mut self, tenants: Vec<String>) -> Self {
         self.allowed_tenants.extend(tenants);
         self
@@ -742,7 +835,13 @@ impl ValidateJwtBuilder {
             self.http_client.as_ref(),
             self.static_keys,
         )?;
-        let audiences = checks::audiences(self.audiences, self.any_audience)?;
+        let mut audiences = self.audiences;
+        if self.resource_as_audience
+            && let Some(resource) = &self.resource
+        {
+            audiences.push(resource.resource().to_owned());
+        }
+        let audiences = checks::audiences(audiences, self.any_audience)?;
         let issuer_rule = IssuerRule {
             sources: issuer::assign(&sources.statements(), &self.issuers, self.any_issuer)?,
             allowed_tenants: self.allowed_tenants.into_iter().map(Into::into).collect(),
@@ -764,7 +863,6 @@ impl ValidateJwtBuilder {
             self.responder,
         )?;
         let requirement = checks::requirement(self.requirements)?;
-        let forward = self.forward.build(locations.header.as_ref())?;
         let sender = checks::sender(
             self.dpop,
             self.client_certificates,
@@ -772,6 +870,30 @@ impl ValidateJwtBuilder {
             &mut locations,
             &mut answers,
         )?;
+        let metadata = match &self.resource {
+            None => None,
+            Some(protected) => {
+                let mut scopes = Vec::new();
+                if let Some(r) = &requirement {
+                    r.scope_names(&mut scopes);
+                }
+                let derived = Derived {
+                    authorization_servers: resource::authorization_servers(
+                        &sources.discovery_issuers(),
+                        &issuer_rule.sources,
+                    ),
+                    scopes: scopes.into_iter().map(Into::into).collect(),
+                    bearer_methods: resource::bearer_methods(&locations),
+                    sender: sender
+                        .as_ref()
+                        .map(|s| s.metadata_members())
+                        .unwrap_or_default(),
+                };
+                Some(resource::build(protected, derived)?)
+            }
+        };
+        answers.resource_metadata = metadata.as_ref().map(|m| m.url().into());
+        let forward = self.forward.build(locations.header.as_ref())?;
 
         let (providers, probes) = sources.into_providers();
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -809,6 +931,7 @@ impl ValidateJwtBuilder {
             forward: forward.map(Arc::new),
             probes,
             sender: sender.map(Arc::new),
+            metadata,
         };
         Ok(ValidateJwtLayer::new(validator, http))
     }

@@ -100,6 +100,11 @@ impl Discovery {
         &self.url
     }
 
+    /// The issuer the URL was derived from (the authorization server's identifier, RFC 9728).
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// The issuers a document fetched from this URL may name, before it has been read: the
     /// derived issuer in both forms OIDC Discovery §4.1 allows (the issuer's terminating `/` is
     /// removed before appending the well-known path), or Azure AD's template for its

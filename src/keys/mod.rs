@@ -23,6 +23,7 @@ pub(crate) mod jwk;
 mod remote;
 mod static_keys;
 
+pub(crate) use fetch::is_loopback;
 pub use remote::{KeySourceStatus, RemoteJwks, RemoteJwksBuilder};
 pub use static_keys::StaticKeys;
 

@@ -270,6 +270,15 @@ impl RemoteJwks {
         let config = &self.shared.config;
         matches!(config.source, Source::Discovery(_)) && config.for_issuers.is_empty()
     }
+
+    /// The issuer a discovery URL was derived from: the authorization server a client asks
+    /// for tokens (RFC 9728 `authorization_servers`); `None` for a JWKS URL.
+    pub(crate) fn discovery_issuer(&self) -> Option<&str> {
+        match &self.shared.config.source {
+            Source::Discovery(discovery) => Some(discovery.issuer()),
+            Source::Jwks(_) => None,
+        }
+    }
 }
 
 impl fmt::Debug for RemoteJwks {

@@ -22,6 +22,11 @@
 // Client: `interop-mtls-client` / `interop-secret`: certificate-bound tokens (RFC 8705,
 // `cnf["x5t#S256"]`). The provider itself speaks plain HTTP: the client certificate comes in the
 // `x-client-cert` header (a URL-encoded PEM), as a TLS-terminating proxy would pass it.
+//
+// MCP (tests/mcp_typescript.rs): an MCP server's URL on loopback, `http://127.0.0.1:<port>/mcp`,
+// is a resource too -> aud the URL itself (RFC 8707, as MCP wants), RS256, scope mcp:tools; for
+// the client `mcp-client` / `mcp-secret` (client_secret_basic, as the MCP TypeScript SDK's
+// ClientCredentialsProvider authenticates).
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -77,7 +82,18 @@ function readJwks() {
   return jwks;
 }
 
+export const MCP_RESOURCE = /^http:\/\/127\.0\.0\.1:[0-9]+\/mcp$/;
+
 function resourceServer(resource) {
+  if (MCP_RESOURCE.test(resource)) {
+    return {
+      audience: resource,
+      scope: 'mcp:tools',
+      accessTokenFormat: 'jwt',
+      accessTokenTTL: 600,
+      jwt: { sign: { alg: 'RS256' } },
+    };
+  }
   if (resource === OTHER_AUDIENCE) {
     return {
       audience: OTHER_AUDIENCE,
@@ -135,6 +151,14 @@ async function start() {
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_post',
         tls_client_certificate_bound_access_tokens: true,
+      },
+      {
+        client_id: 'mcp-client',
+        client_secret: 'mcp-secret',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
       },
     ],
     enabledJWA: {
