@@ -16,11 +16,14 @@ use crate::issuer::{IssuerPattern, Statement};
 use crate::keys::{KeySource, RemoteJwks, StaticKeys};
 use crate::response::{Answers, is_quotable};
 
+/// One key source as the builder collects it: the source, whether the issuers it states are a
+/// discovery document's, what the health check knows of it, and its discovery URL's issuer
+/// (RFC 9728 `authorization_servers`).
+pub(super) type SourceEntry = (Arc<dyn KeySource>, bool, Probe, Option<String>);
+
 /// The key sources, built and checked, with what the algorithm check needs to know of them.
 pub(super) struct KeySources {
-    /// Each source, whether the issuers it states are a discovery document's, what the health
-    /// check knows of it, and its discovery URL's issuer.
-    list: Vec<(Arc<dyn KeySource>, bool, Probe, Option<String>)>,
+    list: Vec<SourceEntry>,
     has_hmac: bool,
     /// The algorithms the static keys verify, and whether every source is static.
     static_families: AlgorithmSet,
@@ -29,7 +32,7 @@ pub(super) struct KeySources {
 
 impl KeySources {
     pub(super) fn new(
-        mut list: Vec<(Arc<dyn KeySource>, bool, Probe, Option<String>)>,
+        mut list: Vec<SourceEntry>,
         remote: &[(RemoteKind, String)],
         allow_http: bool,
         http_client: Option<&reqwest::Client>,

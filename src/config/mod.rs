@@ -79,10 +79,8 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// ```
 #[must_use]
 pub struct ValidateJwtBuilder {
-    /// Each provider, whether the issuers it states are a discovery document's, what the health
-    /// check knows of it, and the issuer its discovery URL names (RFC 9728
-    /// `authorization_servers`).
-    providers: Vec<(Arc<dyn KeySource>, bool, Probe, Option<String>)>,
+    /// Each provider (see [`checks::SourceEntry`]).
+    providers: Vec<checks::SourceEntry>,
     static_keys: Vec<StaticKeys>,
     remote: Vec<(RemoteKind, String)>,
     allow_http: bool,
