@@ -21,6 +21,12 @@ const MAX_FIELD_CHARS: usize = 128;
 /// The span of one validation (disabled unless `debug` is on for `validate_jwt`).
 #[inline]
 pub(crate) fn validation() -> Span {
+    // The level check first: a span made only to be disabled still carries its metadata, and
+    // with `tracing`'s `log` feature on (axum turns it on) it then calls into `log` when it is
+    // entered, recorded and dropped, on every request, with nothing listening.
+    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return Span::none();
+    }
     tracing::debug_span!(
         target: "validate_jwt",
         "validate_jwt",
@@ -111,7 +117,9 @@ fn record(span: &Span, outcome: Outcome, fields: Option<&TokenFields>) {
 /// The request path's hook (in `Validator`): a level check when `debug` is off.
 #[inline]
 pub(crate) fn answered_by(source: usize) {
-    if tracing::enabled!(target: "validate_jwt", tracing::Level::DEBUG) {
+    if tracing::level_enabled!(tracing::Level::DEBUG)
+        && tracing::enabled!(target: "validate_jwt", tracing::Level::DEBUG)
+    {
         Span::current().record("source", source as u64);
     }
 }
