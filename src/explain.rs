@@ -76,6 +76,10 @@ pub enum CheckName {
     Audience,
     /// One of the layer's requirements (one row per `require*` call).
     Requirement,
+    /// Sender constraint (DPoP, certificate binding): the token's `cnf` beside the layer's
+    /// settings. Shown, not checked: the proof and the certificate come with a request, and
+    /// `explain` is given a token alone.
+    SenderConstraint,
 }
 
 impl CheckName {
@@ -95,6 +99,7 @@ impl CheckName {
             Self::Issuer => "issuer",
             Self::Audience => "audience",
             Self::Requirement => "requirement",
+            Self::SenderConstraint => "sender_constraint",
         }
     }
 }
@@ -404,7 +409,7 @@ impl Report {
 
     /// Rows for the checks that cannot run, with why.
     fn skip_rest(&mut self, from: CheckName, why: &str) {
-        const ORDER: [CheckName; 13] = [
+        const ORDER: [CheckName; 14] = [
             CheckName::Format,
             CheckName::Header,
             CheckName::Algorithm,
@@ -418,6 +423,7 @@ impl Report {
             CheckName::Issuer,
             CheckName::Audience,
             CheckName::Requirement,
+            CheckName::SenderConstraint,
         ];
         let start = ORDER.iter().position(|n| *n == from).unwrap_or(ORDER.len());
         for name in &ORDER[start..] {
@@ -526,6 +532,7 @@ fn time_text(now: u64, at: f64) -> String {
 pub(crate) async fn run(
     v: &Validator,
     answers: &Answers,
+    sender: Option<&crate::sender::Sender>,
     token: &str,
     preamble: Result<(), JwtError>,
 ) -> Explanation {
@@ -598,6 +605,35 @@ pub(crate) async fn run(
         .await;
     }
 
+    if !r
+        .checks
+        .iter()
+        .any(|c| c.name == CheckName::SenderConstraint)
+    {
+        let found = match claims_value.as_ref().and_then(|c| c.get("cnf")) {
+            None => "no `cnf`: a bearer token".to_owned(),
+            Some(cnf) => {
+                let member = |name: &str| cnf.get(name).and_then(Value::as_str);
+                match (member("jkt"), member("x5t#S256")) {
+                    (Some(jkt), _) => format!("`cnf.jkt` {jkt:?}: bound to a DPoP key"),
+                    (None, Some(x5t)) => {
+                        format!("`cnf[\"x5t#S256\"]` {x5t:?}: bound to a client certificate")
+                    }
+                    (None, None) => format!("`cnf` {cnf}: no binding the layer knows"),
+                }
+            }
+        };
+        let expected = match sender {
+            None => "off: DPoP and certificate binding are not configured".to_owned(),
+            Some(s) => format!("{}; checked per request, not here", s.describe()),
+        };
+        r.other(
+            CheckName::SenderConstraint,
+            Outcome::Info,
+            &expected,
+            &found,
+        );
+    }
     if claims_value.is_some() && !claims_verified {
         r.notes.push(
             "these claims come from a token whose signature did not verify with a configured \

@@ -205,7 +205,14 @@ impl ValidateJwtLayer {
     /// ```
     pub async fn explain(&self, token: &str) -> crate::explain::Explanation {
         let preamble = token_alone(token);
-        crate::explain::run(&self.validator, &self.http.answers, token, preamble).await
+        crate::explain::run(
+            &self.validator,
+            &self.http.answers,
+            self.http.sender.as_deref(),
+            token,
+            preamble,
+        )
+        .await
     }
 
     /// The RFC 9728 protected resource metadata the layer serves (its URL, paths, JSON, and a

@@ -452,3 +452,68 @@ async fn explain_logs_nothing_where_the_layer_logs_its_refusals() {
         "explain logged something"
     );
 }
+
+/// The sender-constraint row: the token's `cnf` beside the layer's DPoP / certificate settings,
+/// shown (not checked: the proof and the certificate come with a request), so it never changes
+/// the verdict.
+#[tokio::test]
+async fn the_sender_constraint_row_shows_the_binding_and_the_layers_settings() {
+    use validate_jwt::sender::{ClientCertificates, Dpop};
+    let idp = idp();
+    let row = |report: &validate_jwt::Explanation| {
+        let rows: Vec<_> = report
+            .checks()
+            .iter()
+            .filter(|c| c.name() == CheckName::SenderConstraint)
+            .collect();
+        assert_eq!(rows.len(), 1, "{report}");
+        assert_eq!(rows[0].outcome(), Outcome::Info);
+        (rows[0].expected().to_owned(), rows[0].found().to_owned())
+    };
+    // Off, with a bearer token.
+    let plain = layer_for(&idp);
+    let bearer = idp.token().scopes(["Echo.Read"]).sign();
+    let report = plain.explain(&bearer).await;
+    assert!(report.is_accepted(), "{report}");
+    let (expected, found) = row(&report);
+    assert!(expected.starts_with("off"), "{expected}");
+    assert!(found.contains("bearer token"), "{found}");
+    // DPoP required and certificate binding on, with a DPoP-bound token.
+    let bound_layer = idp
+        .layer_builder()
+        .require_all_scopes(["Echo.Read"])
+        .with_dpop(Dpop::required())
+        .with_client_certificates(ClientCertificates::from_extensions())
+        .build()
+        .unwrap();
+    let bound = idp
+        .token()
+        .scopes(["Echo.Read"])
+        .claim(
+            "cnf",
+            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+        )
+        .sign();
+    let report = bound_layer.explain(&bound).await;
+    let (expected, found) = row(&report);
+    assert!(expected.contains("DPoP required"), "{expected}");
+    assert!(expected.contains("certificate binding"), "{expected}");
+    assert!(
+        found.contains("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
+        "{found}"
+    );
+    // The row is information only: the verdict is validate_token's.
+    assert_eq!(
+        report.is_accepted(),
+        bound_layer.validate_token(&bound).await.is_ok(),
+        "{report}"
+    );
+    // A header refusal skips it with the rest.
+    let report = bound_layer.explain("e30.e30.c2ln").await;
+    assert!(
+        report
+            .checks()
+            .iter()
+            .any(|c| c.name() == CheckName::SenderConstraint)
+    );
+}

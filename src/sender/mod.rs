@@ -214,6 +214,25 @@ impl Sender {
         members
     }
 
+    /// The settings in words, for `explain`'s sender-constraint row.
+    pub(crate) fn describe(&self) -> String {
+        let dpop = self.dpop.as_ref().map(|rules| {
+            let mode = match rules.mode {
+                DpopMode::Required => "DPoP required: every token bound (`cnf.jkt`) and proven",
+                _ => "DPoP allowed: a bound token needs its proof, a bearer token passes as one",
+            };
+            format!(
+                "{mode} (proofs signed with {})",
+                dpop::algorithm_names(rules.algorithms).join(", ")
+            )
+        });
+        let certs = self.certs.as_ref().map(|_| {
+            "certificate binding: a `cnf[\"x5t#S256\"]` token needs its client certificate"
+                .to_owned()
+        });
+        dpop.into_iter().chain(certs).collect::<Vec<_>>().join("; ")
+    }
+
     /// The hook of the request path: the validator's verdict, checked against what the
     /// request proves.
     pub(crate) fn bind<B>(self: &Arc<Self>, verdict: Verdict, request: &Request<B>) -> Verdict {
