@@ -21,19 +21,15 @@
 
 mod support;
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
 
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 use criterion::{BatchSize, Criterion};
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request};
 use serde_json::{Value, json};
-use support::{AUDIENCE, SCOPE, TestKey, azure_claims, b64, issuer, now};
-use tower::{Layer as _, Service};
+use support::{AUDIENCE, SCOPE, TestKey, azure_claims, b64, call, inner, issuer, now};
+use tower::Layer as _;
 use validate_jwt::sender::{Dpop, InMemoryReplayStore};
 use validate_jwt::{StaticKeys, ValidateJwtLayer};
 
@@ -62,34 +58,6 @@ fn layer(signer: &TestKey, dpop: Option<Dpop>) -> ValidateJwtLayer {
         builder = builder.with_dpop(dpop);
     }
     builder.build().unwrap()
-}
-
-type Inner =
-    tower::util::ServiceFn<fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>>>;
-
-fn inner() -> Inner {
-    fn ok(_: Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>> {
-        std::future::ready(Ok(Response::new(())))
-    }
-    tower::service_fn(ok as fn(_) -> _)
-}
-
-/// Calls the service and polls its future once (the in-memory replay store answers at once).
-fn call<S, B>(svc: &mut S, request: Request<()>) -> Response<B>
-where
-    S: Service<Request<()>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => panic!("not ready"),
-    }
-    let fut = pin!(svc.call(request));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response,
-        _ => panic!("the layer did not answer at once"),
-    }
 }
 
 fn request(authorization: &HeaderValue, proof: Option<HeaderValue>) -> Request<()> {

@@ -26,22 +26,18 @@
 
 mod support;
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 use base64::Engine as _;
 use criterion::{BatchSize, Criterion};
-use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
+use http::{HeaderValue, Request, header::AUTHORIZATION};
 use serde_json::{Value, json};
-use support::{ALGORITHMS, AUDIENCE, SCOPE, TestKey, azure_claims, issuer, now};
-use tower::{Layer as _, Service};
+use support::{ALGORITHMS, AUDIENCE, SCOPE, TestKey, azure_claims, call, inner, issuer, now};
+use tower::Layer as _;
 use validate_jwt::{Requirement, StaticKeys, ValidateJwtLayer};
 
 /// Distinct tokens per algorithm, used in turn.
@@ -88,34 +84,6 @@ fn layer(cases: &[Case], cache: usize) -> ValidateJwtLayer {
         .with_token_cache(cache)
         .build()
         .unwrap()
-}
-
-type Inner =
-    tower::util::ServiceFn<fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>>>;
-
-fn inner() -> Inner {
-    fn ok(_: Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>> {
-        std::future::ready(Ok(Response::new(())))
-    }
-    tower::service_fn(ok as fn(_) -> _)
-}
-
-/// Calls the service and polls its future once (it is ready when keys are).
-fn call<S, B>(svc: &mut S, request: Request<()>) -> Response<B>
-where
-    S: Service<Request<()>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => panic!("not ready"),
-    }
-    let fut = pin!(svc.call(request));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response,
-        _ => panic!("the layer did not answer at once"),
-    }
 }
 
 fn request(header: &HeaderValue) -> Request<()> {

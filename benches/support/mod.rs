@@ -92,3 +92,40 @@ pub fn azure_claims(now: u64, i: usize) -> Value {
         "ver": "2.0",
     })
 }
+
+/// The inner service of the in-process benchmarks: an empty 200, at once.
+pub type Inner = tower::util::ServiceFn<
+    fn(
+        http::Request<()>,
+    ) -> std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>,
+>;
+
+/// [`Inner`].
+pub fn inner() -> Inner {
+    fn ok(
+        _: http::Request<()>,
+    ) -> std::future::Ready<Result<http::Response<()>, std::convert::Infallible>> {
+        std::future::ready(Ok(http::Response::new(())))
+    }
+    tower::service_fn(ok as fn(_) -> _)
+}
+
+/// Calls the service and polls its future once: the layer answers at once when it has keys
+/// (and, for DPoP, the in-memory replay store answers at once too).
+pub fn call<S, B>(svc: &mut S, request: http::Request<()>) -> http::Response<B>
+where
+    S: tower::Service<http::Request<()>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    use std::future::Future as _;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match svc.poll_ready(&mut cx) {
+        std::task::Poll::Ready(Ok(())) => {}
+        _ => panic!("not ready"),
+    }
+    let fut = std::pin::pin!(svc.call(request));
+    match fut.poll(&mut cx) {
+        std::task::Poll::Ready(Ok(response)) => response,
+        _ => panic!("the layer did not answer at once"),
+    }
+}
