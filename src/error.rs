@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
+use crate::issuer::IssuerLabel;
+
 /// A mistake in the configuration, reported by [`ValidateJwtBuilder::build`](crate::ValidateJwtBuilder::build)
 /// rather than at the first request.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -336,7 +338,7 @@ pub struct JwtError {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     kind: JwtErrorKind,
     detail: Option<Cow<'static, str>>,
@@ -344,6 +346,9 @@ struct Inner {
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     /// Refused under the `DPoP` scheme: answered with the DPoP challenge.
     dpop: bool,
+    /// The issuer the token was verified for, when the refusal came after the issuer check and
+    /// the layer labels its metrics by issuer.
+    issuer: Option<IssuerLabel>,
 }
 
 impl JwtError {
@@ -359,6 +364,7 @@ impl JwtError {
                 required_scopes: None,
                 source: None,
                 dpop: false,
+                issuer: None,
             }),
         }
     }
@@ -373,6 +379,7 @@ impl JwtError {
                 required_scopes: None,
                 source: None,
                 dpop: false,
+                issuer: None,
             }),
         }
     }
@@ -387,6 +394,7 @@ impl JwtError {
                 required_scopes,
                 source: None,
                 dpop: false,
+                issuer: None,
             }),
         }
     }
@@ -399,6 +407,7 @@ impl JwtError {
                 required_scopes: None,
                 source: Some(Arc::new(source)),
                 dpop: false,
+                issuer: None,
             }),
         }
     }
@@ -413,6 +422,7 @@ impl JwtError {
                 required_scopes: None,
                 source: Some(Arc::new(source)),
                 dpop: true,
+                issuer: None,
             }),
         }
     }
@@ -424,15 +434,31 @@ impl JwtError {
         if self.inner.dpop {
             return self;
         }
+        let mut inner = Inner::clone(&self.inner);
+        inner.dpop = true;
         JwtError {
-            inner: Arc::new(Inner {
-                kind: self.inner.kind,
-                detail: self.inner.detail.clone(),
-                required_scopes: self.inner.required_scopes.clone(),
-                source: self.inner.source.clone(),
-                dpop: true,
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    /// The same refusal, of a token verified for `issuer` (the metrics' `issuer` label; `None`
+    /// leaves it as it is).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn for_issuer(self, issuer: Option<IssuerLabel>) -> Self {
+        let Some(issuer) = issuer else {
+            return self;
+        };
+        let mut inner = Inner::clone(&self.inner);
+        inner.issuer = Some(issuer);
+        JwtError {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The issuer the refused token was verified for (see [`for_issuer`](Self::for_issuer)).
+    pub(crate) fn issuer_label(&self) -> Option<&IssuerLabel> {
+        self.inner.issuer.as_ref()
     }
 
     /// Whether the refusal is answered with the DPoP challenge.

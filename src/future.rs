@@ -16,6 +16,7 @@ use tracing::Span;
 
 use crate::error::{JwtError, JwtErrorKind};
 use crate::forward::Forward;
+use crate::issuer::IssuerLabel;
 use crate::metrics::{self, Outcome};
 use crate::response::{Answers, ResponseBody, is_grpc};
 use crate::span::{self, TokenFields};
@@ -46,8 +47,9 @@ pin_project! {
             inner: Option<S>,
             answers: Arc<Answers>,
             forward: Option<Arc<Forward>>,
-            // Whether the outcome is counted here (the layer's check, not a route's requirement).
-            metered: bool,
+            // Whether the outcome is counted here (the layer's check, not a route's
+            // requirement), and whether with the `issuer` label.
+            metered: Option<Metered>,
             // The validation's span and the token's fields, while `debug` tracing is on.
             observed: Option<Box<Observed>>,
         },
@@ -85,7 +87,7 @@ where
                 inner: Some(inner),
                 answers,
                 forward: None,
-                metered: false,
+                metered: None,
                 observed: None,
             },
         }
@@ -101,18 +103,29 @@ where
 
     /// Counts the pending check's outcome in the request metrics (see [`crate::metrics`]) and
     /// records it in the validation's span (entered while the check is polled).
-    pub(crate) fn metered(mut self, span: Span, fields: Option<Box<TokenFields>>) -> Self {
+    pub(crate) fn metered(
+        mut self,
+        span: Span,
+        fields: Option<Box<TokenFields>>,
+        by_issuer: bool,
+    ) -> Self {
         if let State::Pending {
             metered, observed, ..
         } = &mut self.state
         {
-            *metered = true;
+            *metered = Some(Metered { by_issuer });
             if !span.is_disabled() {
                 *observed = Some(Box::new(Observed { span, fields }));
             }
         }
         self
     }
+}
+
+/// How a pending check's outcome is counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Metered {
+    by_issuer: bool,
 }
 
 /// What a pending check records in its validation's span.
@@ -160,9 +173,9 @@ where
                     let observed = observed.take();
                     // The answer's events belong to the validation too.
                     let _entered = observed.as_ref().map(|o| o.span.enter());
-                    let count = |outcome| {
-                        if metered {
-                            metrics::request(outcome);
+                    let count = |outcome, issuer: Option<&IssuerLabel>| {
+                        if let Some(m) = metered {
+                            metrics::request(outcome, m.by_issuer, issuer);
                         }
                         if let Some(o) = &observed {
                             span::outcome(&o.span, outcome, o.fields.as_deref());
@@ -184,18 +197,20 @@ where
                                 }
                                 (None, _) => Ok(()),
                             };
+                            // `None` unless the layer labels its metrics by issuer.
+                            let issuer = claims.as_ref().and_then(|c| c.issuer_label().cloned());
                             if let Some(claims) = claims {
                                 request.extensions_mut().insert(claims);
                             }
                             match forwarded {
                                 Ok(()) => {
-                                    count(Outcome::Accepted);
+                                    count(Outcome::Accepted, issuer.as_ref());
                                     State::Inner {
                                         future: inner.call(request),
                                     }
                                 }
                                 Err(err) => {
-                                    count(Outcome::Refused(err.kind()));
+                                    count(Outcome::Refused(err.kind()), issuer.as_ref());
                                     let grpc = is_grpc(request.headers());
                                     State::Rejected {
                                         response: Some(answers.respond(&err, grpc)),
@@ -204,7 +219,7 @@ where
                             }
                         }
                         Err(err) => {
-                            count(Outcome::Refused(err.kind()));
+                            count(Outcome::Refused(err.kind()), err.issuer_label());
                             let grpc = is_grpc(request.headers());
                             State::Rejected {
                                 response: Some(answers.respond(&err, grpc)),

@@ -22,6 +22,7 @@
 //! (About a third of the file is the tests of the rule.)
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::claims::Registered;
 use crate::error::{ConfigError, JwtError, JwtErrorKind};
@@ -33,7 +34,8 @@ pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 /// An issuer: exact text, or an Azure AD template containing `{tenantid}`.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct IssuerPattern {
-    text: Box<str>,
+    /// Shared: the metrics' `issuer` label is this text (see [`IssuerLabel`]).
+    text: Arc<str>,
     template: bool,
 }
 
@@ -53,6 +55,12 @@ impl IssuerPattern {
 
     pub(crate) fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The metrics label of the tokens accepted for this issuer: its text as configured or
+    /// discovered (a template stays a template, whatever tenant the token names).
+    pub(crate) fn label(&self) -> IssuerLabel {
+        IssuerLabel::Issuer(self.text.clone())
     }
 
     /// Whether `iss` is this issuer; a template is resolved with the token's `tid`, which must
@@ -91,6 +99,18 @@ impl IssuerPattern {
             .and_then(|rest| rest.strip_suffix(suffix))
             .is_some_and(is_guid)
     }
+}
+
+/// The `issuer` label of a request's metrics (`ValidateJwtBuilder::label_metrics_by_issuer`):
+/// the issuer pattern the token's `iss` matched, never the token's own text, so the label's
+/// values are bounded by the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IssuerLabel {
+    /// The issuer of the layer's configuration (or of a source's discovery document) the token
+    /// was accepted for.
+    Issuer(Arc<str>),
+    /// Accepted by `danger_accept_any_issuer`: any issuer, so no value of the token's.
+    Any,
 }
 
 /// Whether `s` is a GUID in its canonical textual form (`8-4-4-4-12` hex digits).
@@ -273,14 +293,15 @@ fn refused(detail: impl Into<std::borrow::Cow<'static, str>>) -> JwtError {
 impl IssuerRule {
     /// The rule: a token verified with `key`, of the key set `set` of source number `source`,
     /// is accepted only if its `iss` is in that source's issuer set and matches the key's own
-    /// `issuer` where its JWK names one.
-    pub(crate) fn check(
-        &self,
+    /// `issuer` where its JWK names one. Returns the issuer of the source's set the token
+    /// matched (`None`: the source accepts any issuer), for the metrics' label.
+    pub(crate) fn check<'a>(
+        &'a self,
         source: usize,
-        set: &KeySet,
+        set: &'a KeySet,
         key: &Key,
         claims: &Registered,
-    ) -> Result<(), JwtError> {
+    ) -> Result<Option<&'a IssuerPattern>, JwtError> {
         let (allowed, others): (Option<&[IssuerPattern]>, &[IssuerPattern]) =
             match self.sources.get(source) {
                 Some(SourceIssuers::Assigned(issuers)) => (Some(issuers), &[]),
@@ -293,7 +314,7 @@ impl IssuerRule {
         let tid = claims.tid();
         let Some(iss) = claims.iss() else {
             if allowed.is_none() && key_issuer.is_none() {
-                return Ok(());
+                return Ok(None);
             }
             return Err(refused("`iss` is missing"));
         };
@@ -307,18 +328,18 @@ impl IssuerRule {
                  `accessTokenAcceptedVersion: 2` in the API's app manifest, or accept v1 tokens",
             ));
         }
-        match allowed {
-            Some(allowed) if !allowed.iter().any(|p| p.matches(iss, tid)) => {
-                return Err(refused(format!("expected issuer {}", list(allowed))));
-            }
-            Some(_) => {}
+        let matched = match allowed {
+            Some(allowed) => match allowed.iter().find(|p| p.matches(iss, tid)) {
+                Some(pattern) => Some(pattern),
+                None => return Err(refused(format!("expected issuer {}", list(allowed)))),
+            },
             None if others.iter().any(|p| p.matches(iss, tid)) => {
                 return Err(refused(
                     "the issuer belongs to another key source than the signing key's",
                 ));
             }
-            None => {}
-        }
+            None => None,
+        };
         // The v2 form of a v1 issuer is built only when the key's own issuer needs it.
         if let Some(own) = key_issuer
             && !own.matches(iss, tid)
@@ -338,7 +359,7 @@ impl IssuerRule {
         {
             return Err(refused("the token's tenant (`tid`) is not allowed"));
         }
-        Ok(())
+        Ok(matched)
     }
 }
 

@@ -19,6 +19,7 @@ use crate::extract::TokenLocations;
 use crate::forward::Forward;
 use crate::future::ResponseFuture;
 use crate::health::{Health, Probe};
+use crate::issuer::IssuerLabel;
 use crate::metrics::{self, Outcome};
 use crate::require::{PassedAnonymously, RequireClaimsLayer};
 use crate::resource::ResourceMetadata;
@@ -162,11 +163,11 @@ impl ValidateJwtLayer {
             span.clone(),
         )
         .await;
-        let outcome = match &result {
-            Ok(_) => Outcome::Accepted,
-            Err(err) => Outcome::Refused(err.kind()),
+        let (outcome, issuer) = match &result {
+            Ok(claims) => (Outcome::Accepted, claims.issuer_label()),
+            Err(err) => (Outcome::Refused(err.kind()), err.issuer_label()),
         };
-        metrics::request(outcome);
+        metrics::request(outcome, self.validator.label_issuers(), issuer);
         span::outcome(&span, outcome, fields.as_deref());
         result
     }
@@ -351,8 +352,9 @@ where
         let span = span::validation();
         let entered = span.enter();
         let mut fields = None;
-        let done = |outcome, fields: Option<&TokenFields>| {
-            metrics::request(outcome);
+        let by_issuer = self.validator.label_issuers();
+        let done = |outcome, fields: Option<&TokenFields>, issuer: Option<&IssuerLabel>| {
+            metrics::request(outcome, by_issuer, issuer);
             span::outcome(&span, outcome, fields);
         };
         // The gate: requests that pass without a token.
@@ -375,7 +377,7 @@ where
                     true => Outcome::Skipped,
                     false => Outcome::Anonymous,
                 };
-                done(outcome, None);
+                done(outcome, None, None);
                 drop(entered);
                 if let Some(forward) = &http.forward {
                     forward.strip(request.headers_mut());
@@ -399,17 +401,22 @@ where
                 if let Some(forward) = &http.forward
                     && let Err(err) = forward.write(&claims, request.headers_mut())
                 {
-                    done(Outcome::Refused(err.kind()), fields.as_deref());
+                    let issuer = claims.issuer_label();
+                    done(Outcome::Refused(err.kind()), fields.as_deref(), issuer);
                     let grpc = is_grpc(request.headers());
                     return ResponseFuture::rejected(http.answers.respond(&err, grpc));
                 }
-                done(Outcome::Accepted, None);
+                done(Outcome::Accepted, None, claims.issuer_label());
                 drop(entered);
                 request.extensions_mut().insert(claims);
                 ResponseFuture::inner(self.inner.call(request))
             }
             Verdict::Invalid(err) => {
-                done(Outcome::Refused(err.kind()), fields.as_deref());
+                done(
+                    Outcome::Refused(err.kind()),
+                    fields.as_deref(),
+                    err.issuer_label(),
+                );
                 let grpc = is_grpc(request.headers());
                 ResponseFuture::rejected(http.answers.respond(&err, grpc))
             }
@@ -420,7 +427,7 @@ where
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::pending(check, request, inner, http.answers.clone())
                     .forwarding(http.forward.clone())
-                    .metered(span.clone(), fields)
+                    .metered(span.clone(), fields, by_issuer)
             }
         }
     }

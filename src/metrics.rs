@@ -20,9 +20,12 @@
 //! The recording itself is crate-private: the layer records each request's outcome where it
 //! knows it, the remote key sources their fetches and refreshes, and the token cache its
 //! lookups.
-//! Request and cache metrics use static keys: no allocation per request.
+//! Request and cache metrics use static keys: no allocation per request (with
+//! `label_metrics_by_issuer`, the request counter's key is built per request: one small
+//! allocation).
 
 use crate::error::{JwtErrorKind, KeyErrorKind};
+use crate::issuer::IssuerLabel;
 
 /// The name of the counter of requests by outcome and reason.
 pub const REQUESTS: &str = "validate_jwt_requests_total";
@@ -48,6 +51,8 @@ pub const CACHE_MISSES: &str = "validate_jwt_token_cache_misses_total";
 pub const CACHE_EVICTIONS: &str = "validate_jwt_token_cache_evictions_total";
 /// The name of the gauge of token cache entries.
 pub const CACHE_ENTRIES: &str = "validate_jwt_token_cache_entries";
+/// The name of the counter of DPoP replay checks by result.
+pub const DPOP_REPLAY_CHECKS: &str = "validate_jwt_dpop_replay_checks_total";
 
 /// The type of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +100,10 @@ pub const ALL: &[Metric] = &[
         labels: &["outcome", "reason"],
         description: "Requests (and `validate_token` calls) by outcome: `accepted`, `refused`, \
             `anonymous` (no token, let through by `allow_anonymous`) or `skipped` (by `skip_if`); \
-            `reason` is the refusal's `JwtErrorKind::as_str` (`missing`, `expired`, …), `none` otherwise.",
+            `reason` is the refusal's `JwtErrorKind::as_str` (`missing`, `expired`, …), `none` otherwise. \
+            With `label_metrics_by_issuer`, an `issuer` label too: the issuer the token was \
+            verified for as configured (or discovered), `any` under `danger_accept_any_issuer`, \
+            `unverified` before an issuer was established; never a refused token's `iss`.",
     },
     Metric {
         name: KEY_FETCHES,
@@ -174,6 +182,15 @@ pub const ALL: &[Metric] = &[
         labels: &[],
         description: "Entries in the verified-token caches of every layer (their shared tier; \
             the threads' front copies are not counted).",
+    },
+    Metric {
+        name: DPOP_REPLAY_CHECKS,
+        metric_type: MetricType::Counter,
+        labels: &["result"],
+        description: "DPoP proofs checked against the replay store (after every other check \
+            passed): `fresh` (first use of its `jti`), `replayed` (refused), \
+            `store_error_refused` (the store failed; answered 503) or `store_error_accepted` \
+            (the store failed; let through by `danger_fail_open_on_store_errors`).",
     },
 ];
 
@@ -338,10 +355,41 @@ mod record {
         }
     }
 
+    /// Counts a request with the `issuer` label too: a key built per request (the label's
+    /// value is shared, not copied), only when the layer asked for the label.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn count_by_issuer(outcome: Outcome, issuer: Option<&IssuerLabel>) {
+        let issuer = match issuer {
+            Some(IssuerLabel::Issuer(text)) => ::metrics::SharedString::from(text.clone()),
+            Some(IssuerLabel::Any) => ::metrics::SharedString::const_str("any"),
+            None => ::metrics::SharedString::const_str("unverified"),
+        };
+        let labels = request_key(outcome)
+            .labels()
+            .cloned()
+            .chain([Label::new("issuer", issuer)])
+            .collect::<Vec<_>>();
+        count(&Key::from_parts(REQUESTS, labels), 1);
+    }
+
     pub(super) fn cache_hit_key(front: bool) -> &'static Key {
         match front {
             true => key!(CACHE_HITS, "tier" => "front"),
             false => key!(CACHE_HITS, "tier" => "shared"),
+        }
+    }
+
+    pub(super) fn replay_check_key(result: ReplayCheck) -> &'static Key {
+        match result {
+            ReplayCheck::Fresh => key!(DPOP_REPLAY_CHECKS, "result" => "fresh"),
+            ReplayCheck::Replayed => key!(DPOP_REPLAY_CHECKS, "result" => "replayed"),
+            ReplayCheck::StoreErrorRefused => {
+                key!(DPOP_REPLAY_CHECKS, "result" => "store_error_refused")
+            }
+            ReplayCheck::StoreErrorAccepted => {
+                key!(DPOP_REPLAY_CHECKS, "result" => "store_error_accepted")
+            }
         }
     }
 
@@ -358,13 +406,18 @@ mod record {
     }
 }
 
-/// Counts a request's outcome (see [`REQUESTS`]).
+/// Counts a request's outcome (see [`REQUESTS`]); `by_issuer` (the layer's
+/// `label_metrics_by_issuer`) adds the `issuer` label: the issuer the token was verified for,
+/// `unverified` without one.
 #[inline]
-pub(crate) fn request(outcome: Outcome) {
+pub(crate) fn request(outcome: Outcome, by_issuer: bool, issuer: Option<&IssuerLabel>) {
     #[cfg(feature = "metrics")]
-    record::count(record::request_key(outcome), 1);
+    match by_issuer {
+        false => record::count(record::request_key(outcome), 1),
+        true => record::count_by_issuer(outcome, issuer),
+    }
     #[cfg(not(feature = "metrics"))]
-    let _ = outcome;
+    let _ = (outcome, by_issuer, issuer);
 }
 
 /// Counts a token cache hit, from the thread's front cache or the shared one.
@@ -397,6 +450,24 @@ pub(crate) fn cache_entries(delta: f64) {
     record::gauge_add(record::cache_entries_key(), delta);
     #[cfg(not(feature = "metrics"))]
     let _ = delta;
+}
+
+/// How a DPoP proof's replay check ended (the `result` label of [`DPOP_REPLAY_CHECKS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplayCheck {
+    Fresh,
+    Replayed,
+    StoreErrorRefused,
+    StoreErrorAccepted,
+}
+
+/// Counts a DPoP replay check.
+#[inline]
+pub(crate) fn replay_check(result: ReplayCheck) {
+    #[cfg(feature = "metrics")]
+    record::count(record::replay_check_key(result), 1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = result;
 }
 
 /// What an on-demand refresh was answered (the `result` label of [`KEY_REFRESHES`]).

@@ -19,7 +19,7 @@ use crate::cache::{Miss, TokenCache, TokenCacheStats};
 use crate::claims::{Claims, Registered, Requirement, Wanted, parse_claims};
 use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
-use crate::issuer::IssuerRule;
+use crate::issuer::{IssuerLabel, IssuerPattern, IssuerRule};
 use crate::keys::{KeySet, KeySource, MAX_CANDIDATES, RefreshReason};
 use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64, Segments};
 
@@ -100,6 +100,9 @@ pub(crate) struct Rules {
     pub(crate) key_wait: Duration,
     /// The verified-token cache's capacity (0: off).
     pub(crate) token_cache: usize,
+    /// Whether verified claims and later refusals carry the issuer they were verified for
+    /// (the metrics' `issuer` label).
+    pub(crate) label_issuers: bool,
     /// Top-level claims read after validation (forwarded to headers), captured in the one parse.
     pub(crate) also_read: Vec<Box<str>>,
 }
@@ -126,6 +129,7 @@ pub(crate) struct Validator {
     /// Tells this layer's claims from another's (see [`Claims`]'s layer id).
     id: u64,
     token_cache: Option<TokenCache>,
+    label_issuers: bool,
 }
 
 /// What the synchronous path found.
@@ -188,12 +192,18 @@ impl Validator {
             key_wait: rules.key_wait,
             id: next_id(),
             token_cache: TokenCache::new(rules.token_cache),
+            label_issuers: rules.label_issuers,
         }
     }
 
     /// The key sources, in configuration order.
     pub(crate) fn providers(&self) -> &[Arc<dyn KeySource>] {
         &self.providers
+    }
+
+    /// Whether the request metrics carry the `issuer` label.
+    pub(crate) fn label_issuers(&self) -> bool {
+        self.label_issuers
     }
 
     /// This validator's id, carried by the claims it verifies.
@@ -243,6 +253,7 @@ impl Validator {
         {
             req.check_async(claims.clone()).await.map_err(|d| {
                 JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
+                    .for_issuer(claims.issuer_label().cloned())
             })?;
         }
         Ok(claims)
@@ -420,9 +431,16 @@ impl Validator {
         let key = set
             .key_at(key)
             .ok_or_else(|| JwtError::new(JwtErrorKind::InvalidSignature))?;
-        self.issuer_rule.check(source, &set, key, &registered)?;
-        self.check_audience(&registered)?;
-        let claims = Claims::new(registered, self.id);
+        let matched = self.issuer_rule.check(source, &set, key, &registered)?;
+        // The metrics' `issuer` label, only when asked for (an `Arc` count otherwise spent).
+        let issuer = match self.label_issuers {
+            true => Some(matched.map_or(IssuerLabel::Any, IssuerPattern::label)),
+            false => None,
+        };
+        if let Err(err) = self.check_audience(&registered) {
+            return Err(err.for_issuer(issuer));
+        }
+        let claims = Claims::verified(registered, self.id, issuer);
         self.check_requirement(&claims)?;
         Ok(Step::Done(claims))
     }
@@ -457,6 +475,7 @@ impl Validator {
         match &self.requirement {
             Some(req) => req.check(claims).map_err(|d| {
                 JwtError::insufficient(d.reason().to_owned(), self.required_scopes.clone())
+                    .for_issuer(claims.issuer_label().cloned())
             }),
             None => Ok(()),
         }

@@ -892,6 +892,67 @@ async fn a_failing_replay_store_can_fail_open() {
     assert_eq!(calls.load(Ordering::Relaxed), 1);
 }
 
+/// The replay checks' counter (feature `metrics`), by result, read from a real recorder.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn replay_checks_are_counted_by_result() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+
+    let w = World::new();
+    let token = w.bound_token();
+    let layer = w.layer(Dpop::allowed());
+    let proof = w.proof(&token, |_| {});
+    assert_accepted(&dpop_call(&layer, &token, &proof).await, &w);
+    assert_proof_refused(&dpop_call(&layer, &token, &proof).await, "replayed");
+    // A proof refused before the replay check is not a replay check.
+    let wrong_method = w.proof(&token, |c| c["htm"] = json!("PUT"));
+    assert_proof_refused(&dpop_call(&layer, &token, &wrong_method).await, "htm");
+    let closed = w.layer(Dpop::allowed().with_replay_store(Down(Arc::default())));
+    let reply = dpop_call(&closed, &token, &w.proof(&token, |_| {})).await;
+    assert_eq!(reply.kind(), Some(JwtErrorKind::ReplayStoreUnavailable));
+    let open = w.layer(
+        Dpop::allowed()
+            .with_replay_store(Down(Arc::default()))
+            .danger_fail_open_on_store_errors(),
+    );
+    assert_accepted(
+        &dpop_call(&open, &token, &w.proof(&token, |_| {})).await,
+        &w,
+    );
+    assert_accepted(
+        &dpop_call(&open, &token, &w.proof(&token, |_| {})).await,
+        &w,
+    );
+
+    let mut counted = std::collections::BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        if key.name() != "validate_jwt_dpop_replay_checks_total" {
+            continue;
+        }
+        let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+        let [("result", result)] = labels[..] else {
+            panic!("labels {labels:?}");
+        };
+        let DebugValue::Counter(n) = value else {
+            panic!("not a counter");
+        };
+        counted.insert(result.to_owned(), n);
+    }
+    let expected = [
+        ("fresh", 1),
+        ("replayed", 1),
+        ("store_error_accepted", 2),
+        ("store_error_refused", 1),
+    ]
+    .map(|(r, n)| (r.to_owned(), n))
+    .into();
+    assert_eq!(counted, expected);
+}
+
 #[tokio::test]
 async fn a_custom_replay_store_is_consulted_once_per_accepted_proof() {
     let w = World::new();

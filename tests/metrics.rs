@@ -438,3 +438,101 @@ fn describe_registers_every_metric_with_its_help() {
     let help = help.as_ref().unwrap();
     assert!(help.contains("by outcome"), "{help}");
 }
+
+/// With `label_metrics_by_issuer`: the issuer each token was verified for, a template for an
+/// Azure AD multi-tenant API, `any` under `danger_accept_any_issuer`, and `unverified` (never
+/// the token's own `iss`) for a request that ended before its issuer was established.
+#[tokio::test]
+async fn requests_are_labelled_by_the_issuer_they_were_verified_for_when_asked() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+
+    // Two key sources, each bound to its own issuer by its discovery document.
+    let a = TestIssuer::start().unwrap();
+    let b = TestIssuer::start().unwrap();
+    let layer = ValidateJwtLayer::builder()
+        .add_key_source(a.remote_jwks().build().unwrap())
+        .add_key_source(b.remote_jwks().build().unwrap())
+        .add_audience(a.audience())
+        .require_all_scopes(["read"])
+        .label_metrics_by_issuer()
+        .build()
+        .unwrap();
+    let app = app(layer.clone());
+    let good = |idp: &TestIssuer| idp.token().scopes(["read"]).sign();
+    // The first request waits for the keys (the pending future counts it).
+    assert_eq!(status(&app, "/", Some(&good(&a))).await, 200);
+    assert_eq!(status(&app, "/", Some(&good(&b))).await, 200);
+    assert_eq!(status(&app, "/", Some(&good(&b))).await, 200);
+    // Refused after the issuer check: labelled with the issuer.
+    let audience = b.token().scopes(["read"]).audience("api://other").sign();
+    assert_eq!(status(&app, "/", Some(&audience)).await, 401);
+    assert_eq!(status(&app, "/", Some(&a.token().sign())).await, 403);
+    // Refused before it (or by it): `unverified`, whatever the token says.
+    let foreign = a
+        .token()
+        .scopes(["read"])
+        .claim("iss", "https://attacker.example")
+        .sign();
+    assert_eq!(status(&app, "/", Some(&foreign)).await, 401);
+    let expired = a.token().sign_bad(BadToken::Expired);
+    assert_eq!(status(&app, "/", Some(&expired)).await, 401);
+    assert_eq!(status(&app, "/", None).await, 401);
+    // Outside HTTP too.
+    layer.validate_token(&good(&a)).await.unwrap();
+
+    // An Azure AD multi-tenant API: every tenant's tokens under the one template.
+    let azure = TestIssuer::azure_ad_multi_tenant(
+        "11111111-1111-1111-1111-111111111111",
+        "6e74172b-be56-4843-9ff4-e66a39bb12e3",
+    )
+    .start()
+    .unwrap();
+    let multi = azure
+        .layer_builder()
+        .label_metrics_by_issuer()
+        .build()
+        .unwrap();
+    for tenant in [
+        "11111111-1111-1111-1111-111111111111",
+        "22222222-2222-2222-2222-222222222222",
+    ] {
+        multi
+            .validate_token(&azure.token().tenant(tenant).sign())
+            .await
+            .unwrap();
+    }
+
+    // Keys that name no issuer, under `danger_accept_any_issuer`.
+    let any = ValidateJwtLayer::builder()
+        .add_keys(validate_jwt::StaticKeys::new().add_jwks(a.jwks().to_string()))
+        .danger_accept_any_issuer()
+        .add_audience(a.audience())
+        .label_metrics_by_issuer()
+        .build()
+        .unwrap();
+    any.validate_token(&a.token().sign()).await.unwrap();
+
+    let recorded = Recorded::default()
+        .read(&snapshotter)
+        .counters_of("validate_jwt_requests_total");
+    let label = |outcome: &str, reason: &str, issuer: &str| {
+        format!("outcome={outcome:?},reason={reason:?},issuer={issuer:?}")
+    };
+    let template = format!("{}/{{tenantid}}/v2.0", azure.url());
+    let expected: HashMap<String, u64> = [
+        (label("accepted", "none", &a.issuer()), 2),
+        (label("accepted", "none", &b.issuer()), 2),
+        (label("refused", "invalid_audience", &b.issuer()), 1),
+        (label("refused", "insufficient_scope", &a.issuer()), 1),
+        (label("refused", "invalid_issuer", "unverified"), 1),
+        (label("refused", "expired", "unverified"), 1),
+        (label("refused", "missing", "unverified"), 1),
+        (label("accepted", "none", &template), 2),
+        (label("accepted", "none", "any"), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(recorded, expected);
+}

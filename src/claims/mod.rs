@@ -6,6 +6,8 @@ use std::sync::{Arc, OnceLock};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::issuer::IssuerLabel;
+
 mod payload;
 mod requirement;
 
@@ -48,6 +50,8 @@ struct Inner {
     full: OnceLock<Option<Map<String, Value>>>,
     /// The sender binding the layer verified for this request (`crate::sender`).
     binding: Option<crate::sender::Binding>,
+    /// The issuer the layer verified the token for, when it labels its metrics by issuer.
+    issuer: Option<IssuerLabel>,
 }
 
 impl fmt::Debug for Claims {
@@ -62,14 +66,30 @@ impl fmt::Debug for Claims {
 
 impl Claims {
     pub(crate) fn new(registered: Registered, layer: u64) -> Self {
+        Self::verified(registered, layer, None)
+    }
+
+    /// Claims the layer `layer` verified for `issuer` (the metrics' label, when it labels by
+    /// issuer).
+    pub(crate) fn verified(
+        registered: Registered,
+        layer: u64,
+        issuer: Option<IssuerLabel>,
+    ) -> Self {
         Claims {
             inner: Arc::new(Inner {
                 registered,
                 layer,
                 full: OnceLock::new(),
                 binding: None,
+                issuer,
             }),
         }
+    }
+
+    /// The issuer the layer verified these claims for, when it labels its metrics by issuer.
+    pub(crate) fn issuer_label(&self) -> Option<&IssuerLabel> {
+        self.inner.issuer.as_ref()
     }
 
     /// A copy carrying the sender binding the layer verified for this request.
@@ -80,6 +100,7 @@ impl Claims {
                 layer: self.inner.layer,
                 full: OnceLock::new(),
                 binding: Some(binding),
+                issuer: self.inner.issuer.clone(),
             }),
         }
     }
@@ -102,7 +123,11 @@ impl Claims {
     /// per-thread entries.
     pub(crate) fn deep_copy(&self) -> Self {
         match &self.inner.binding {
-            None => Claims::new(self.inner.registered.clone(), self.inner.layer),
+            None => Claims::verified(
+                self.inner.registered.clone(),
+                self.inner.layer,
+                self.inner.issuer.clone(),
+            ),
             Some(binding) => self.with_binding(binding.clone()),
         }
     }

@@ -111,6 +111,7 @@ pub struct ValidateJwtBuilder {
     allowed_tenants: Vec<String>,
     azure_v1: Option<AzureV1>,
     token_cache: usize,
+    label_issuers: bool,
     forward: ForwardSettings,
     dpop: Option<crate::sender::Dpop>,
     client_certificates: Option<crate::sender::ClientCertificates>,
@@ -177,6 +178,7 @@ impl ValidateJwtBuilder {
             allowed_tenants: Vec::new(),
             azure_v1: None,
             token_cache: 0,
+            label_issuers: false,
             forward: ForwardSettings::default(),
             dpop: None,
             client_certificates: None,
@@ -410,6 +412,35 @@ impl ValidateJwtBuilder {
     /// ```
     pub fn with_token_cache(mut self, capacity: usize) -> Self {
         self.token_cache = capacity;
+        self
+    }
+
+    /// Labels the request counter (`validate_jwt_requests_total`, feature `metrics`) by issuer
+    /// too: `issuer` is the issuer the token was verified for, as configured or as its source's
+    /// discovery document states it (an Azure AD `{tenantid}` template stays the template),
+    /// `any` for a source under [`danger_accept_any_issuer`](Self::danger_accept_any_issuer),
+    /// and `unverified` when the request ended before its issuer was established (no token,
+    /// a bad signature, a foreign issuer, …). A refused token's own `iss` is never a label
+    /// value: the values are bounded by the configuration, whatever tokens arrive.
+    ///
+    /// Off by default. On, each counted request builds its metric key (one small allocation)
+    /// and an accepted token's claims hold the issuer.
+    ///
+    /// ```
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    ///
+    /// let layer = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://echo")
+    ///     .label_metrics_by_issuer()
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn label_metrics_by_issuer(mut self) -> Self {
+        self.label_issuers = true;
         self
     }
 
@@ -913,6 +944,7 @@ impl ValidateJwtBuilder {
             clock: self.clock,
             key_wait: self.key_wait,
             token_cache: self.token_cache,
+            label_issuers: self.label_issuers,
             also_read: forward
                 .iter()
                 .flat_map(|f| f.top_level_names())

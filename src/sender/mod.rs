@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::error::{ConfigError, JwtError, JwtErrorKind};
+use crate::metrics::{self, ReplayCheck};
 use crate::validate::Verdict;
 
 pub(crate) mod digest;
@@ -286,23 +287,39 @@ impl Sender {
                         let fail_open = rules.fail_open;
                         Verdict::Pending(Box::pin(async move {
                             match store.check_and_insert(&key, ttl).await {
-                                Ok(ReplayOutcome::Fresh) => Ok(Some(claims)),
-                                Ok(ReplayOutcome::Replayed) => Err(invalid_proof(
-                                    "the proof was used before (a replayed `jti`)",
-                                )
-                                .under_dpop()),
+                                Ok(ReplayOutcome::Fresh) => {
+                                    metrics::replay_check(ReplayCheck::Fresh);
+                                    Ok(Some(claims))
+                                }
+                                Ok(ReplayOutcome::Replayed) => {
+                                    metrics::replay_check(ReplayCheck::Replayed);
+                                    Err(invalid_proof(
+                                        "the proof was used before (a replayed `jti`)",
+                                    )
+                                    .under_dpop()
+                                    .for_issuer(claims.issuer_label().cloned()))
+                                }
                                 Err(err) if fail_open => {
+                                    metrics::replay_check(ReplayCheck::StoreErrorAccepted);
                                     tracing::warn!(target: "validate_jwt", error = %err, "DPoP replay store failed; accepting the proof unchecked (fail-open)");
                                     Ok(Some(claims))
                                 }
-                                Err(err) => Err(JwtError::replay_store_unavailable(err)),
+                                Err(err) => {
+                                    metrics::replay_check(ReplayCheck::StoreErrorRefused);
+                                    Err(JwtError::replay_store_unavailable(err)
+                                        .for_issuer(claims.issuer_label().cloned()))
+                                }
                             }
                         }))
                     }
                     _ => Verdict::Valid(claims),
                 }
             }
-            Err(err) => Verdict::Invalid(captured.mark(err)),
+            Err(err) => Verdict::Invalid(
+                captured
+                    .mark(err)
+                    .for_issuer(claims.issuer_label().cloned()),
+            ),
         }
     }
 
