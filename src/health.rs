@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde::ser::Serializer;
 
-use crate::keys::{KeySource, RemoteJwks};
+use crate::keys::{KeySource, KeySourceStatus, RemoteJwks};
 
 /// What the layer knows of each key source, beyond its current key set.
 #[derive(Clone)]
@@ -76,7 +76,7 @@ impl HealthStatus {
 #[non_exhaustive]
 pub struct Health {
     status: HealthStatus,
-    #[serde(serialize_with = "unix_seconds")]
+    #[serde(serialize_with = "unix_seconds_of")]
     degraded_since: Option<SystemTime>,
     sources: Vec<SourceHealth>,
 }
@@ -109,25 +109,19 @@ impl Health {
     }
 }
 
-/// One key source in [`Health`].
-#[derive(Debug, Clone, Serialize)]
+/// One key source in [`Health`]: its kind, URL, state and key count, and for a remote source
+/// its [`KeySourceStatus`] (last success, age, failures, last error, next attempt).
+///
+/// Serialised, every source has the same members (`null` where a static or custom source has
+/// nothing to say).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SourceHealth {
     kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
     status: HealthStatus,
     keys: usize,
-    #[serde(serialize_with = "unix_seconds")]
-    last_success: Option<SystemTime>,
-    #[serde(rename = "age_seconds", serialize_with = "seconds")]
-    age: Option<Duration>,
-    consecutive_failures: u32,
-    last_error: Option<String>,
-    #[serde(serialize_with = "unix_seconds")]
-    failing_since: Option<SystemTime>,
-    #[serde(rename = "next_attempt_in_seconds", serialize_with = "seconds")]
-    next_attempt_in: Option<Duration>,
+    remote: Option<KeySourceStatus>,
 }
 
 impl SourceHealth {
@@ -152,34 +146,61 @@ impl SourceHealth {
         self.keys
     }
 
-    /// When the key set was last fetched or revalidated.
-    pub fn last_success(&self) -> Option<SystemTime> {
-        self.last_success
+    /// A remote source's fetch state (the same as [`RemoteJwks::status`]); `None` for static
+    /// and custom sources.
+    ///
+    /// ```
+    /// use validate_jwt::testing::TestIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let issuer = TestIssuer::start().unwrap();
+    /// let layer = issuer.layer_builder().build().unwrap();
+    /// layer.ready().await.unwrap();
+    /// let health = layer.health();
+    /// let remote = health.sources()[0].remote().unwrap();
+    /// assert_eq!(remote.consecutive_failures(), 0);
+    /// assert!(remote.last_success().is_some());
+    /// # }
+    /// ```
+    pub fn remote(&self) -> Option<&KeySourceStatus> {
+        self.remote.as_ref()
     }
+}
 
-    /// The age of the keys in use.
-    pub fn age(&self) -> Option<Duration> {
-        self.age
-    }
-
-    /// Failed fetches since the last success.
-    pub fn consecutive_failures(&self) -> u32 {
-        self.consecutive_failures
-    }
-
-    /// Why the last fetch failed, if it did.
-    pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
-    }
-
-    /// Since when its fetches have failed.
-    pub fn failing_since(&self) -> Option<SystemTime> {
-        self.failing_since
-    }
-
-    /// How soon the next fetch is planned.
-    pub fn next_attempt_in(&self) -> Option<Duration> {
-        self.next_attempt_in
+impl Serialize for SourceHealth {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let r = self.remote.as_ref();
+        let mut out = s.serialize_struct("SourceHealth", 10)?;
+        out.serialize_field("kind", self.kind)?;
+        if let Some(url) = &self.url {
+            out.serialize_field("url", url)?;
+        }
+        out.serialize_field("status", &self.status)?;
+        out.serialize_field("keys", &self.keys)?;
+        out.serialize_field(
+            "last_success",
+            &unix_seconds(r.and_then(|r| r.last_success())),
+        )?;
+        out.serialize_field("age_seconds", &seconds(r.and_then(|r| r.age())))?;
+        out.serialize_field(
+            "consecutive_failures",
+            &r.map_or(0, |r| r.consecutive_failures()),
+        )?;
+        out.serialize_field(
+            "last_error",
+            &r.and_then(|r| r.last_error()).map(ToString::to_string),
+        )?;
+        out.serialize_field(
+            "failing_since",
+            &unix_seconds(r.and_then(|r| r.failing_since())),
+        )?;
+        out.serialize_field(
+            "next_attempt_in_seconds",
+            &seconds(r.and_then(|r| r.next_attempt_in())),
+        )?;
+        out.end()
     }
 }
 
@@ -199,7 +220,10 @@ pub(crate) fn health(providers: &[Arc<dyn KeySource>], probes: &[Probe]) -> Heal
         HealthStatus::Degraded
     };
     let degraded_since = match status {
-        HealthStatus::Degraded => sources.iter().filter_map(|s| s.failing_since).min(),
+        HealthStatus::Degraded => sources
+            .iter()
+            .filter_map(|s| s.remote.as_ref()?.failing_since())
+            .min(),
         _ => None,
     };
     Health {
@@ -211,57 +235,39 @@ pub(crate) fn health(providers: &[Arc<dyn KeySource>], probes: &[Probe]) -> Heal
 
 fn source_health(provider: &dyn KeySource, probe: &Probe) -> SourceHealth {
     let keys = provider.current().map_or(0, |set| set.len());
-    let bare = |kind| SourceHealth {
-        kind,
-        url: None,
-        status: match keys {
-            0 => HealthStatus::Unavailable,
-            _ => HealthStatus::Ready,
-        },
-        keys,
-        last_success: None,
-        age: None,
-        consecutive_failures: 0,
-        last_error: None,
-        failing_since: None,
-        next_attempt_in: None,
+    let (kind, url, remote) = match probe {
+        Probe::Static => ("static", None, None),
+        Probe::Custom => ("custom", None, None),
+        Probe::Remote(remote) => ("remote", Some(remote.display_url()), Some(remote.status())),
     };
-    match probe {
-        Probe::Static => bare("static"),
-        Probe::Custom => bare("custom"),
-        Probe::Remote(remote) => {
-            let status = remote.status();
-            let state = match (keys, status.consecutive_failures()) {
-                (0, _) => HealthStatus::Unavailable,
-                (_, 0) => HealthStatus::Ready,
-                _ => HealthStatus::Degraded,
-            };
-            SourceHealth {
-                kind: "remote",
-                url: Some(remote.display_url()),
-                status: state,
-                keys,
-                last_success: status.last_success(),
-                age: status.age(),
-                consecutive_failures: status.consecutive_failures(),
-                last_error: status.last_error().map(ToString::to_string),
-                failing_since: status.failing_since(),
-                next_attempt_in: status.next_attempt_in(),
-            }
-        }
+    let failing = remote
+        .as_ref()
+        .is_some_and(|r| r.consecutive_failures() > 0);
+    let status = match (keys, failing) {
+        (0, _) => HealthStatus::Unavailable,
+        (_, false) => HealthStatus::Ready,
+        (_, true) => HealthStatus::Degraded,
+    };
+    SourceHealth {
+        kind,
+        url,
+        status,
+        keys,
+        remote,
     }
 }
 
-fn unix_seconds<S: Serializer>(at: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match at.and_then(|at| at.duration_since(UNIX_EPOCH).ok()) {
-        Some(since) => s.serialize_u64(since.as_secs()),
-        None => s.serialize_none(),
-    }
+/// Seconds since the Unix epoch (`null` for none).
+fn unix_seconds(at: Option<SystemTime>) -> Option<u64> {
+    at.and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+        .map(|since| since.as_secs())
 }
 
-fn seconds<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0),
-        None => s.serialize_none(),
-    }
+/// Seconds, to the millisecond (`null` for none).
+fn seconds(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+fn unix_seconds_of<S: Serializer>(at: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    unix_seconds(*at).serialize(s)
 }

@@ -44,15 +44,14 @@ async fn health_goes_ready_then_degraded_while_the_endpoint_fails_then_ready_aga
     assert_eq!(health.status(), HealthStatus::Ready);
     assert_eq!(health.http_status(), StatusCode::OK);
     assert_eq!(health.degraded_since(), None);
-    let source = &health.sources()[0];
-    assert_eq!(source.kind(), "remote");
-    assert_eq!(source.url(), Some(issuer.discovery_url().as_str()));
-    assert!(source.keys() > 0);
+    let entry = &health.sources()[0];
+    assert_eq!(entry.kind(), "remote");
+    assert_eq!(entry.url(), Some(issuer.discovery_url().as_str()));
+    assert!(entry.keys() > 0);
+    let source = entry.remote().unwrap();
     assert!(source.last_success().is_some() && source.age().is_some());
-    assert_eq!(
-        (source.consecutive_failures(), source.last_error()),
-        (0, None)
-    );
+    assert_eq!(source.consecutive_failures(), 0);
+    assert!(source.last_error().is_none());
     assert!(source.next_attempt_in().is_some());
 
     // The endpoint fails; a token naming a new key makes the layer refetch, which fails.
@@ -66,11 +65,11 @@ async fn health_goes_ready_then_degraded_while_the_endpoint_fails_then_ready_aga
     assert_eq!(health.http_status(), StatusCode::OK);
     let since = health.degraded_since().unwrap();
     assert!(since >= failed_at - Duration::from_secs(1), "{since:?}");
-    let source = &health.sources()[0];
-    assert_eq!(source.status(), HealthStatus::Degraded);
+    assert_eq!(health.sources()[0].status(), HealthStatus::Degraded);
+    let source = health.sources()[0].remote().unwrap();
     assert_eq!(source.consecutive_failures(), 1);
     assert!(
-        source.last_error().unwrap().contains("500"),
+        source.last_error().unwrap().to_string().contains("500"),
         "{:?}",
         source.last_error()
     );
@@ -88,14 +87,18 @@ async fn health_goes_ready_then_degraded_while_the_endpoint_fails_then_ready_aga
     issuer.clear_fault();
     skip_time(Duration::from_secs(2)).await;
     until("the retry succeeds", || {
-        layer.health().sources()[0].consecutive_failures() == 0
+        layer.health().sources()[0]
+            .remote()
+            .unwrap()
+            .consecutive_failures()
+            == 0
     })
     .await;
     let health = layer.health();
     assert_eq!(health.status(), HealthStatus::Ready);
     assert_eq!(health.degraded_since(), None);
-    assert_eq!(health.sources()[0].failing_since(), None);
-    assert_eq!(health.sources()[0].last_error(), None);
+    assert_eq!(health.sources()[0].remote().unwrap().failing_since(), None);
+    assert!(health.sources()[0].remote().unwrap().last_error().is_none());
 }
 
 #[tokio::test]
@@ -109,9 +112,9 @@ async fn health_is_unavailable_at_a_cold_start_with_the_endpoint_down() {
     let health = layer.health();
     assert_eq!(health.status(), HealthStatus::Unavailable);
     assert_eq!(health.http_status(), StatusCode::SERVICE_UNAVAILABLE);
-    let source = &health.sources()[0];
-    assert_eq!(source.status(), HealthStatus::Unavailable);
-    assert_eq!(source.keys(), 0);
+    assert_eq!(health.sources()[0].status(), HealthStatus::Unavailable);
+    assert_eq!(health.sources()[0].keys(), 0);
+    let source = health.sources()[0].remote().unwrap();
     assert!(source.last_success().is_none());
     assert!(source.consecutive_failures() >= 1);
     assert!(source.last_error().is_some());
@@ -158,6 +161,37 @@ async fn one_source_without_keys_among_several_is_degraded() {
         ]
     );
     assert!(health.degraded_since().is_some());
+    assert!(health.sources()[1].remote().is_none());
+    // Every source serialises with the same members (a static one's fetch state is null).
+    let json = serde_json::to_value(&health).unwrap();
+    let members = |i: usize| -> Vec<String> {
+        let mut m: Vec<_> = json["sources"][i]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "url")
+            .cloned()
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(members(0), members(1));
+    assert_eq!(
+        members(1),
+        [
+            "age_seconds",
+            "consecutive_failures",
+            "failing_since",
+            "keys",
+            "kind",
+            "last_error",
+            "last_success",
+            "next_attempt_in_seconds",
+            "status"
+        ]
+    );
+    assert!(json["sources"][1]["last_error"].is_null());
+    assert!(json["sources"][0]["last_error"].is_string());
 }
 
 #[cfg(feature = "axum")]
