@@ -368,6 +368,8 @@ struct Report {
     checks: Vec<Check>,
     first: Option<JwtError>,
     notes: Vec<String>,
+    /// The layer's DPoP and certificate settings in words, for the sender-constraint row.
+    sender_settings: String,
 }
 
 impl Report {
@@ -422,8 +424,8 @@ impl Report {
             CheckName::IssuedAt,
             CheckName::Issuer,
             CheckName::Audience,
-            CheckName::Requirement,
             CheckName::SenderConstraint,
+            CheckName::Requirement,
         ];
         let start = ORDER.iter().position(|n| *n == from).unwrap_or(ORDER.len());
         for name in &ORDER[start..] {
@@ -542,6 +544,13 @@ pub(crate) async fn run(
         checks: Vec::new(),
         first: None,
         notes: Vec::new(),
+        sender_settings: match sender {
+            None => "DPoP and certificate binding off".to_owned(),
+            Some(s) => format!(
+                "{}; proofs and certificates come with a request: not checked here",
+                s.describe()
+            ),
+        },
     };
     let mut header_value = None;
     let mut claims_value = None;
@@ -605,35 +614,6 @@ pub(crate) async fn run(
         .await;
     }
 
-    if !r
-        .checks
-        .iter()
-        .any(|c| c.name == CheckName::SenderConstraint)
-    {
-        let found = match claims_value.as_ref().and_then(|c| c.get("cnf")) {
-            None => "no `cnf`: a bearer token".to_owned(),
-            Some(cnf) => {
-                let member = |name: &str| cnf.get(name).and_then(Value::as_str);
-                match (member("jkt"), member("x5t#S256")) {
-                    (Some(jkt), _) => format!("`cnf.jkt` {jkt:?}: bound to a DPoP key"),
-                    (None, Some(x5t)) => {
-                        format!("`cnf[\"x5t#S256\"]` {x5t:?}: bound to a client certificate")
-                    }
-                    (None, None) => format!("`cnf` {cnf}: no binding the layer knows"),
-                }
-            }
-        };
-        let expected = match sender {
-            None => "off: DPoP and certificate binding are not configured".to_owned(),
-            Some(s) => format!("{}; checked per request, not here", s.describe()),
-        };
-        r.other(
-            CheckName::SenderConstraint,
-            Outcome::Info,
-            &expected,
-            &found,
-        );
-    }
     if claims_value.is_some() && !claims_verified {
         r.notes.push(
             "these claims come from a token whose signature did not verify with a configured \
@@ -974,6 +954,33 @@ async fn claim_checks(
         },
     );
 
+    // The binding rule of the token alone, as the layer runs it after the audience.
+    let found = match registered.cnf() {
+        None => "no `cnf`: a bearer token".to_owned(),
+        Some(cnf) => {
+            let cnf: Value = serde_json::from_str(cnf).unwrap_or(Value::Null);
+            let member = |name: &str| cnf.get(name).and_then(Value::as_str);
+            match (member("jkt"), member("x5t#S256")) {
+                (Some(jkt), Some(x5t)) => format!(
+                    "`cnf.jkt` {jkt:?} and `cnf[\"x5t#S256\"]` {x5t:?}: bound to a DPoP key \
+                     and a client certificate"
+                ),
+                (Some(jkt), None) => format!("`cnf.jkt` {jkt:?}: bound to a DPoP key"),
+                (None, Some(x5t)) => {
+                    format!("`cnf[\"x5t#S256\"]` {x5t:?}: bound to a client certificate")
+                }
+                (None, None) => format!("`cnf` {cnf}: no binding the layer checks"),
+            }
+        }
+    };
+    let expected = format!("{} ({})", v.binding_rule().describe(), r.sender_settings);
+    r.row(
+        CheckName::SenderConstraint,
+        v.binding_rule().check(registered.cnf()),
+        expected,
+        found,
+    );
+
     let claims = Claims::new(registered, 0);
     let Some(requirement) = v.requirement() else {
         r.other(CheckName::Requirement, Outcome::Info, "none", "");
@@ -986,8 +993,11 @@ async fn claim_checks(
         .map(|p| p.check(&claims).map_err(|d| v.requirement_refusal(&d)))
         .collect();
     let sync_failure = results.iter().position(Result::is_err);
+    // The layer runs an asynchronous part only for a token that passed everything else: never
+    // on claims no key verified, nor after a refusal (it may query a database or a service).
+    let run_async = verified.is_some() && r.first.is_none() && sync_failure.is_none();
     for (part, result) in parts.iter().zip(results.iter_mut()) {
-        if result.is_ok() && part.is_async() {
+        if run_async && result.is_ok() && part.is_async() {
             *result = part
                 .check_async(claims.clone())
                 .await
@@ -1002,6 +1012,19 @@ async fn claim_checks(
         r.first.get_or_insert(e);
     }
     for (part, result) in parts.iter().zip(results) {
+        if part.is_async() && !run_async {
+            let why = match verified.is_some() {
+                false => "not run: the signature did not verify",
+                true => "not run: the token is already refused",
+            };
+            r.other(
+                CheckName::Requirement,
+                Outcome::Skipped,
+                &part.describe(),
+                why,
+            );
+            continue;
+        }
         r.row(
             CheckName::Requirement,
             result,

@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::error::{JwtError, JwtErrorKind, KeyError, KeyErrorKind};
 use crate::issuer::{IssuerLabel, IssuerPattern, IssuerRule};
 use crate::keys::{KeySet, KeySource, MAX_CANDIDATES, RefreshReason};
+use crate::sender::BindingRule;
 use crate::token::{self, MAX_HEADER_B64, MAX_SIGNATURE_B64, Segments};
 
 /// Which `typ` header values are accepted.
@@ -103,6 +104,8 @@ pub(crate) struct Rules {
     /// Whether verified claims and later refusals carry the issuer they were verified for
     /// (the metrics' `issuer` label).
     pub(crate) label_issuers: bool,
+    /// What a token's `cnf` may say under this configuration.
+    pub(crate) binding: BindingRule,
     /// Top-level claims read after validation (forwarded to headers), captured in the one parse.
     pub(crate) also_read: Vec<Box<str>>,
 }
@@ -130,6 +133,7 @@ pub(crate) struct Validator {
     id: u64,
     token_cache: Option<TokenCache>,
     label_issuers: bool,
+    binding: BindingRule,
 }
 
 /// What the synchronous path found.
@@ -193,12 +197,18 @@ impl Validator {
             id: next_id(),
             token_cache: TokenCache::new(rules.token_cache),
             label_issuers: rules.label_issuers,
+            binding: rules.binding,
         }
     }
 
     /// The key sources, in configuration order.
     pub(crate) fn providers(&self) -> &[Arc<dyn KeySource>] {
         &self.providers
+    }
+
+    /// The binding rule of the token alone (shared with `explain`).
+    pub(crate) fn binding_rule(&self) -> &BindingRule {
+        &self.binding
     }
 
     /// Whether the request metrics carry the `issuer` label.
@@ -438,6 +448,10 @@ impl Validator {
             false => None,
         };
         if let Err(err) = self.check_audience(&registered) {
+            return Err(err.for_issuer(issuer));
+        }
+        // The binding rule of the token alone (`cnf`, src/sender/binding.rs).
+        if let Err(err) = self.binding.check(registered.cnf()) {
             return Err(err.for_issuer(issuer));
         }
         let claims = Claims::verified(registered, self.id, issuer);

@@ -701,28 +701,83 @@ async fn required_mode_refuses_bearer_tokens_with_only_the_dpop_challenge() {
 }
 
 #[tokio::test]
-async fn with_dpop_off_the_dpop_scheme_is_no_token_and_cnf_is_not_checked() {
+async fn with_dpop_off_the_dpop_scheme_is_no_token_and_a_bound_token_is_refused() {
     let w = World::new();
-    let layer = ValidateJwtLayer::builder()
-        .add_keys(w.keys())
-        .add_audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let builder = || {
+        ValidateJwtLayer::builder()
+            .add_keys(w.keys())
+            .add_audience(AUDIENCE)
+    };
+    let layer = builder().build().unwrap();
     let token = w.bound_token();
     let reply = dpop_call(&layer, &token, &w.proof(&token, |_| {})).await;
     assert_eq!(reply.kind(), Some(JwtErrorKind::Missing));
     assert_eq!(reply.challenges, ["Bearer"]);
-    // As before this feature: a bound token under Bearer passes, and no binding is claimed.
+    // A DPoP-bound token under Bearer, at a layer that cannot check its proof: whoever holds
+    // a copy could use it, so it is refused.
+    let reply = send(&layer, request("Bearer", &token, &[])).await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(reply.kind(), Some(JwtErrorKind::InvalidBinding));
+    assert!(reply.detail().contains("with_dpop"), "{reply:?}");
+    let err = layer.validate_token(&token).await.unwrap_err();
+    assert_eq!(err.kind(), JwtErrorKind::InvalidBinding);
+    // An unbound token is the bearer token it always was.
+    assert_eq!(
+        send(&layer, request("Bearer", &w.bearer_token(), &[]))
+            .await
+            .status,
+        200
+    );
+
+    // The opt-out: the bound token passes as a bearer token, and no binding is claimed.
+    let lax = builder()
+        .danger_accept_bound_tokens_as_bearer()
+        .build()
+        .unwrap();
     let app = Router::new()
         .route(
             "/echo",
             get(|c: axum::Extension<Claims>| async move { format!("{:?}", c.binding()) }),
         )
-        .layer(layer);
+        .layer(lax);
     let response = tower::ServiceExt::oneshot(app, request("Bearer", &token, &[]))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"None");
+}
+
+#[tokio::test]
+async fn a_malformed_cnf_is_refused_with_or_without_dpop() {
+    let w = World::new();
+    let plain = ValidateJwtLayer::builder()
+        .add_keys(w.keys())
+        .add_audience(AUDIENCE)
+        .danger_accept_bound_tokens_as_bearer()
+        .build()
+        .unwrap();
+    let dpop = w.layer(Dpop::allowed());
+    for cnf in [
+        json!("jkt"),
+        json!([]),
+        json!({"jkt": 7}),
+        json!({"x5t#S256": null}),
+    ] {
+        let mut c = claims();
+        c["cnf"] = cnf.clone();
+        let token = w.issuer.token(&c);
+        for layer in [&plain, &dpop] {
+            let reply = send(layer, request("Bearer", &token, &[])).await;
+            assert_eq!(
+                reply.kind(),
+                Some(JwtErrorKind::InvalidBinding),
+                "{cnf}: {reply:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

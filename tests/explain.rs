@@ -269,37 +269,75 @@ async fn time_is_the_layers_clock_with_its_leeway() {
 async fn each_requirement_has_its_row_and_synchronous_refusals_come_first() {
     let secret = b"a shared secret of at least 32 bytes!";
     let key = TestKey::hmac("k", "HS256", secret);
+    let lookups = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = lookups.clone();
     let layer = ValidateJwtLayer::builder()
         .add_keys(StaticKeys::new().add_hmac_secret(Some("k"), secret))
         .add_issuer(ISSUER)
         .add_audience(AUDIENCE)
         .require(Requirement::async_predicate(
             "directory lookup",
-            |_claims| async { Err(validate_jwt::Denied::new("the directory says no")) },
+            move |_claims| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Err(validate_jwt::Denied::new("the directory says no")) }
+            },
         ))
         .require_all_scopes(["Echo.Write"])
         .require(Requirement::claim("tid").any_of(["tenant-a"]))
         .build()
         .unwrap();
+    let lookups_made = || lookups.load(std::sync::atomic::Ordering::SeqCst);
+    let requirement_rows = |report: &validate_jwt::Explanation| -> Vec<_> {
+        report
+            .checks()
+            .iter()
+            .filter(|c| c.name() == CheckName::Requirement)
+            .map(|c| (c.outcome(), c.detail().map(str::to_owned)))
+            .collect()
+    };
     let token = key.token(&json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice",
         "exp": now() + 600, "scp": "Echo.Read", "tid": "tenant-a"}));
     let err = layer.validate_token(&token).await.unwrap_err();
     let report = layer.explain(&token).await;
-    let rows: Vec<_> = report
-        .checks()
-        .iter()
-        .filter(|c| c.name() == CheckName::Requirement)
-        .map(|c| (c.outcome(), c.detail().map(str::to_owned)))
-        .collect();
+    // As the layer: the synchronous refusal stops it before the asynchronous part runs.
+    assert_eq!(lookups_made(), 0);
     assert_eq!(
-        rows,
+        requirement_rows(&report),
         [
-            (Outcome::Fail, Some("the directory says no".to_owned())),
+            (Outcome::Skipped, None),
             (Outcome::Fail, Some("missing scope Echo.Write".to_owned())),
             (Outcome::Pass, None),
         ],
         "{report}"
     );
+    // Claims no key verified never reach it either.
+    let forged = TestKey::hmac("k", "HS256", b"another secret, also 32 bytes long!!")
+        .token(&json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice",
+            "exp": now() + 600, "scp": "Echo.Write", "tid": "tenant-a"}));
+    let forged_report = layer.explain(&forged).await;
+    assert_eq!(lookups_made(), 0);
+    assert_eq!(
+        requirement_rows(&forged_report)[0],
+        (Outcome::Skipped, None),
+        "{forged_report}"
+    );
+    // A token passing everything else: the asynchronous part runs, once, as in the layer.
+    let writer = key.token(&json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice",
+        "exp": now() + 600, "scp": "Echo.Write", "tid": "tenant-a"}));
+    let refused = layer.validate_token(&writer).await.unwrap_err();
+    assert_eq!(lookups_made(), 1);
+    let writer_report = layer.explain(&writer).await;
+    assert_eq!(lookups_made(), 2);
+    assert_eq!(
+        requirement_rows(&writer_report),
+        [
+            (Outcome::Fail, Some("the directory says no".to_owned())),
+            (Outcome::Pass, None),
+            (Outcome::Pass, None),
+        ],
+        "{writer_report}"
+    );
+    assert_eq!(writer_report.error().unwrap().detail(), refused.detail());
     // The layer checks the synchronous rules before awaiting any: the scope's refusal.
     assert_eq!(err.detail(), Some("missing scope Echo.Write"));
     assert_eq!(report.error().unwrap().detail(), err.detail());
@@ -453,11 +491,11 @@ async fn explain_logs_nothing_where_the_layer_logs_its_refusals() {
     );
 }
 
-/// The sender-constraint row: the token's `cnf` beside the layer's DPoP / certificate settings,
-/// shown (not checked: the proof and the certificate come with a request), so it never changes
-/// the verdict.
+/// The sender-constraint row: the binding rule of the token alone (its `cnf` against the
+/// layer's DPoP / certificate settings), judged as the layer judges it; the proof and the
+/// certificate come with a request and are not checked here.
 #[tokio::test]
-async fn the_sender_constraint_row_shows_the_binding_and_the_layers_settings() {
+async fn the_sender_constraint_row_judges_the_tokens_binding_against_the_layers_settings() {
     use validate_jwt::sender::{ClientCertificates, Dpop};
     let idp = idp();
     let row = |report: &validate_jwt::Explanation| {
@@ -467,18 +505,39 @@ async fn the_sender_constraint_row_shows_the_binding_and_the_layers_settings() {
             .filter(|c| c.name() == CheckName::SenderConstraint)
             .collect();
         assert_eq!(rows.len(), 1, "{report}");
-        assert_eq!(rows[0].outcome(), Outcome::Info);
-        (rows[0].expected().to_owned(), rows[0].found().to_owned())
+        (
+            rows[0].outcome(),
+            rows[0].expected().to_owned(),
+            rows[0].found().to_owned(),
+        )
     };
-    // Off, with a bearer token.
+    const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let bound = idp
+        .token()
+        .scopes(["Echo.Read"])
+        .claim("cnf", json!({ "jkt": JKT }))
+        .sign();
+    // Off, with a bearer token: it passes.
     let plain = layer_for(&idp);
     let bearer = idp.token().scopes(["Echo.Read"]).sign();
     let report = plain.explain(&bearer).await;
     assert!(report.is_accepted(), "{report}");
-    let (expected, found) = row(&report);
-    assert!(expected.starts_with("off"), "{expected}");
+    let (outcome, expected, found) = row(&report);
+    assert_eq!(outcome, Outcome::Pass);
+    assert!(
+        expected.contains("DPoP and certificate binding off"),
+        "{expected}"
+    );
     assert!(found.contains("bearer token"), "{found}");
-    // DPoP required and certificate binding on, with a DPoP-bound token.
+    // Off, with a DPoP-bound token: refused, as the layer refuses it.
+    let report = plain.explain(&bound).await;
+    let (outcome, _, found) = row(&report);
+    assert_eq!(outcome, Outcome::Fail, "{report}");
+    assert!(found.contains(JKT), "{found}");
+    assert_eq!(report.answer().kind(), Some(JwtErrorKind::InvalidBinding));
+    let err = plain.validate_token(&bound).await.unwrap_err();
+    assert_eq!(report.error().unwrap().detail(), err.detail());
+    // DPoP required and certificate binding on: the bound token passes the token's rule…
     let bound_layer = idp
         .layer_builder()
         .require_all_scopes(["Echo.Read"])
@@ -486,28 +545,23 @@ async fn the_sender_constraint_row_shows_the_binding_and_the_layers_settings() {
         .with_client_certificates(ClientCertificates::from_extensions())
         .build()
         .unwrap();
-    let bound = idp
-        .token()
-        .scopes(["Echo.Read"])
-        .claim(
-            "cnf",
-            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
-        )
-        .sign();
     let report = bound_layer.explain(&bound).await;
-    let (expected, found) = row(&report);
+    let (outcome, expected, found) = row(&report);
+    assert_eq!(outcome, Outcome::Pass, "{report}");
     assert!(expected.contains("DPoP required"), "{expected}");
     assert!(expected.contains("certificate binding"), "{expected}");
-    assert!(
-        found.contains("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
-        "{found}"
-    );
-    // The row is information only: the verdict is validate_token's.
+    assert!(found.contains(JKT), "{found}");
     assert_eq!(
         report.is_accepted(),
         bound_layer.validate_token(&bound).await.is_ok(),
         "{report}"
     );
+    // …and an unbound one is refused by it: no request could make it pass.
+    let report = bound_layer.explain(&bearer).await;
+    let (outcome, _, _) = row(&report);
+    assert_eq!(outcome, Outcome::Fail, "{report}");
+    assert_eq!(report.answer().status(), 401);
+    assert!(bound_layer.validate_token(&bearer).await.is_err());
     // A header refusal skips it with the rest.
     let report = bound_layer.explain("e30.e30.c2ln").await;
     assert!(

@@ -139,6 +139,49 @@ async fn danger_allow_missing_exp() {
     assert_invalid_token(&call(&open, &early).await, JwtErrorKind::NotYetValid);
 }
 
+// ---- bound tokens --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn danger_accept_bound_tokens_as_bearer() {
+    let key = TestKey::es256("k");
+    let jkt = key.token(&with(
+        claims(),
+        "cnf",
+        json!({"jkt": "a-dpop-key-thumbprint"}),
+    ));
+    let x5t = key.token(&with(
+        claims(),
+        "cnf",
+        json!({"x5t#S256": "a-cert-thumbprint"}),
+    ));
+    let default = base(&key).build().unwrap();
+    for bound in [&jkt, &x5t] {
+        let reply = call(&default, bound).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+        assert_eq!(
+            reply.kind(),
+            Some(JwtErrorKind::InvalidBinding),
+            "{reply:?}"
+        );
+    }
+    let open = base(&key)
+        .danger_accept_bound_tokens_as_bearer()
+        .build()
+        .unwrap();
+    assert_accepted(&call(&open, &jkt).await);
+    assert_accepted(&call(&open, &x5t).await);
+    // Still refused: a `cnf` that is not an object, or whose binding is not a string.
+    for cnf in [json!("jkt"), json!({"jkt": 1})] {
+        let malformed = key.token(&with(claims(), "cnf", cnf));
+        let reply = call(&open, &malformed).await;
+        assert_eq!(
+            reply.kind(),
+            Some(JwtErrorKind::InvalidBinding),
+            "{reply:?}"
+        );
+    }
+}
+
 // ---- typ ---------------------------------------------------------------------------------------
 
 fn typed(key: &TestKey, typ: Option<&str>) -> String {

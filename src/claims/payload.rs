@@ -51,6 +51,8 @@ pub(crate) struct Registered {
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
     tid: Option<Text>,
+    /// The `cnf` member's JSON text (RFC 7800), for the binding rule.
+    cnf: Option<Text>,
     /// The top-level members requirements read (the layer's list, shared), all looked for.
     pub(crate) wanted: Wanted,
     /// The ones the payload carries: (index in `wanted`, value), in document order.
@@ -71,6 +73,11 @@ impl Registered {
     /// `tid`.
     pub(crate) fn tid(&self) -> Option<&str> {
         self.tid.as_ref().map(|t| t.get(&self.payload))
+    }
+
+    /// The `cnf` member's JSON text, if the token has one.
+    pub(crate) fn cnf(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|t| t.get(&self.payload))
     }
 
     /// Whether the payload has an `aud` member (of any of the accepted shapes).
@@ -124,20 +131,28 @@ fn string_claim(
     what: &'static str,
 ) -> Result<Text, JwtError> {
     if let Some(s) = plain {
-        // `s` borrows from `base`; its offset is found by address (checked, never assumed).
-        let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
-        let end = start.wrapping_add(s.len());
-        if let (Ok(a), Ok(b)) = (u32::try_from(start), u32::try_from(end))
-            && base
-                .get(start..end)
-                .is_some_and(|t| std::ptr::eq(t.as_ptr(), s.as_ptr()))
-        {
-            return Ok(Text::Span(a, b));
-        }
-        return Ok(Text::Owned(s.into()));
+        return Ok(raw_text(base, s));
     }
     let s: Cow<'_, str> = serde_json::from_str(raw).map_err(|_| invalid_claim(what))?;
     Ok(Text::Owned(s.into()))
+}
+
+/// `raw` (borrowed from `base`) as a span of `base`, its offset found by address (checked,
+/// never assumed), or a copy if it is not one.
+#[inline]
+fn raw_text(base: &str, raw: &str) -> Text {
+    let start = (raw.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    let end = start.wrapping_add(raw.len());
+    match (u32::try_from(start), u32::try_from(end)) {
+        (Ok(a), Ok(b))
+            if base
+                .get(start..end)
+                .is_some_and(|t| std::ptr::eq(t.as_ptr(), raw.as_ptr())) =>
+        {
+            Text::Span(a, b)
+        }
+        _ => Text::Owned(raw.into()),
+    }
 }
 
 /// A captured member as a JSON value.
@@ -163,6 +178,7 @@ fn registered_bit(name: &str) -> Option<u8> {
         n if n == u32::from_le_bytes(*b"nbf\0") => 16,
         n if n == u32::from_le_bytes(*b"iat\0") => 32,
         n if n == u32::from_le_bytes(*b"tid\0") => 64,
+        n if n == u32::from_le_bytes(*b"cnf\0") => 128,
         _ => return None,
     })
 }
@@ -200,6 +216,8 @@ impl Registered {
                     "`tid` is not a string",
                 )?)
             }
+            // Its text, judged by the binding rule (`crate::sender::BindingRule`).
+            128 => self.cnf = Some(raw_text(base, raw)),
             _ => {}
         }
         Ok(())

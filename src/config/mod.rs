@@ -112,6 +112,7 @@ pub struct ValidateJwtBuilder {
     azure_v1: Option<AzureV1>,
     token_cache: usize,
     label_issuers: bool,
+    accept_bound_as_bearer: bool,
     forward: ForwardSettings,
     dpop: Option<crate::sender::Dpop>,
     client_certificates: Option<crate::sender::ClientCertificates>,
@@ -179,6 +180,7 @@ impl ValidateJwtBuilder {
             azure_v1: None,
             token_cache: 0,
             label_issuers: false,
+            accept_bound_as_bearer: false,
             forward: ForwardSettings::default(),
             dpop: None,
             client_certificates: None,
@@ -850,6 +852,35 @@ impl ValidateJwtBuilder {
         self
     }
 
+    /// Lets a token bound to a key the layer does not check pass as a bearer token: a
+    /// DPoP-bound token (`cnf.jkt`) without [`with_dpop`](Self::with_dpop), a
+    /// certificate-bound one (`cnf["x5t#S256"]`) without
+    /// [`with_client_certificates`](Self::with_client_certificates).
+    ///
+    /// By default such tokens are refused (`invalid_binding`, 401): the authorization server
+    /// bound them so that a stolen copy is useless, and a layer that ignores the binding
+    /// would accept the stolen copy. Opt out only when another component checks the binding
+    /// (a TLS terminator that verifies `x5t#S256` itself, say). A malformed `cnf`, and an
+    /// unbound token under [`Dpop::required`](crate::sender::Dpop::required), are refused
+    /// still.
+    ///
+    /// ```
+    /// use validate_jwt::{StaticKeys, ValidateJwtLayer};
+    ///
+    /// let layer = ValidateJwtLayer::builder()
+    ///     .add_keys(StaticKeys::new().add_hmac_secret(None, b"a shared secret of at least 32 bytes!"))
+    ///     .add_issuer("https://issuer.example")
+    ///     .add_audience("api://echo")
+    ///     .danger_accept_bound_tokens_as_bearer()
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn danger_accept_bound_tokens_as_bearer(mut self) -> Self {
+        self.accept_bound_as_bearer = true;
+        self
+    }
+
     // ---- build ------------------------------------------------------------------------
 
     /// Checks the configuration and builds the layer: one checked step per concept.
@@ -945,6 +976,10 @@ impl ValidateJwtBuilder {
             key_wait: self.key_wait,
             token_cache: self.token_cache,
             label_issuers: self.label_issuers,
+            binding: crate::sender::Sender::binding_rule(
+                sender.as_ref(),
+                self.accept_bound_as_bearer,
+            ),
             also_read: forward
                 .iter()
                 .flat_map(|f| f.top_level_names())

@@ -39,6 +39,7 @@ use crate::error::{ConfigError, JwtError, JwtErrorKind};
 use crate::metrics::{self, ReplayCheck};
 use crate::validate::Verdict;
 
+mod binding;
 pub(crate) mod digest;
 mod dpop;
 mod mtls;
@@ -55,6 +56,7 @@ pub use replay::{
     ReplayStoreError,
 };
 
+pub(crate) use binding::BindingRule;
 use dpop::{DpopRules, Nonces, ProofInput, invalid_proof, normalize_url};
 use mtls::CertSource;
 
@@ -215,6 +217,16 @@ impl Sender {
         members
     }
 
+    /// The binding rule of the token alone for this configuration (`None`: neither DPoP nor
+    /// certificates are checked); `accept_unchecked` is `danger_accept_bound_tokens_as_bearer`.
+    pub(crate) fn binding_rule(sender: Option<&Sender>, accept_unchecked: bool) -> BindingRule {
+        BindingRule {
+            dpop: sender.and_then(|s| s.dpop.as_ref()).map(|rules| rules.mode),
+            certificates: sender.is_some_and(|s| s.certs.is_some()),
+            accept_unchecked,
+        }
+    }
+
     /// The settings in words, for `explain`'s sender-constraint row.
     pub(crate) fn describe(&self) -> String {
         let dpop = self.dpop.as_ref().map(|rules| {
@@ -366,11 +378,8 @@ impl Sender {
                         unbound("a DPoP-bound token presented as a bearer token").under_dpop()
                     );
                 }
-                if rules.mode == DpopMode::Required {
-                    return Err(unbound(
-                        "this resource requires DPoP: a DPoP-bound token under `Authorization: DPoP`, with a proof",
-                    ));
-                }
+                // (Under `Dpop::required` an unbound token never gets here: the binding rule
+                // of the token alone, `BindingRule`, refused it.)
                 return Ok((binding, None));
             }
             Presentation::Dpop(Err(err)) => return Err(err.clone()),
