@@ -51,8 +51,8 @@ pub use mtls::{CertificateHeader, ClientCertificate, ClientCertificates};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_REDIS_TIMEOUT, RedisReplayStore};
 pub use replay::{
-    DEFAULT_REPLAY_CAPACITY, InMemoryReplayStore, ReplayFuture, ReplayOutcome, ReplayStore,
-    ReplayStoreError,
+    DEFAULT_REPLAY_CAPACITY, InMemoryReplayStore, MAX_REPLAY_TTL, ReplayFuture, ReplayOutcome,
+    ReplayStore, ReplayStoreError,
 };
 
 use dpop::{DpopRules, Nonces, ProofInput, invalid_proof, normalize_url};
