@@ -1070,6 +1070,55 @@ fn out_of_range_dpop_settings_are_build_errors() {
     assert_eq!(setting(err), "with_dpop");
 }
 
+#[test]
+fn out_of_range_replay_store_settings_are_build_errors() {
+    let w = World::new();
+    let build = |dpop: Dpop| {
+        ValidateJwtLayer::builder()
+            .add_keys(w.keys())
+            .add_audience(AUDIENCE)
+            .with_dpop(dpop)
+            .build()
+    };
+    let setting = |result: Result<ValidateJwtLayer, ConfigError>| match result {
+        Err(ConfigError::InvalidSetting { setting, .. }) => setting,
+        other => panic!("{other:?}"),
+    };
+    let store = InMemoryReplayStore::with_capacity(0);
+    assert_eq!(
+        setting(build(Dpop::allowed().with_replay_store(store.clone()))),
+        "InMemoryReplayStore::with_capacity"
+    );
+    // Shared behind an `Arc` too.
+    assert_eq!(
+        setting(build(Dpop::required().with_replay_store(Arc::new(store)))),
+        "InMemoryReplayStore::with_capacity"
+    );
+    assert!(
+        build(Dpop::allowed().with_replay_store(InMemoryReplayStore::with_capacity(1))).is_ok()
+    );
+    #[cfg(feature = "redis")]
+    {
+        use validate_jwt::sender::RedisReplayStore;
+        let redis = |timeout| {
+            let store = RedisReplayStore::new("redis://127.0.0.1:6379/")
+                .unwrap()
+                .with_timeout(timeout);
+            build(Dpop::required().with_replay_store(store))
+        };
+        for bad in [Duration::ZERO, Duration::from_secs(61), Duration::MAX] {
+            assert_eq!(
+                setting(redis(bad)),
+                "RedisReplayStore::with_timeout",
+                "{bad:?}"
+            );
+        }
+        for good in [Duration::from_millis(1), Duration::from_secs(60)] {
+            assert!(redis(good).is_ok(), "{good:?}");
+        }
+    }
+}
+
 // ---- certificate-bound tokens (RFC 8705 §3) -------------------------------------------------
 
 mod certificates {

@@ -181,7 +181,8 @@ impl Dpop {
         self
     }
 
-    /// Where proofs are remembered (default: an [`InMemoryReplayStore`] of this layer).
+    /// Where proofs are remembered (default: an [`InMemoryReplayStore`] of this layer). The
+    /// store's own settings are checked at `build()` ([`ReplayStore::check_settings`]).
     pub fn with_replay_store(mut self, store: impl ReplayStore) -> Self {
         self.replay = Some(Arc::new(store));
         self
@@ -265,6 +266,10 @@ impl Dpop {
                 reason: "a public URL is http(s)://host[:port][/prefix], without query, fragment or user info".into(),
             })?),
         };
+        let replay = self
+            .replay
+            .unwrap_or_else(|| Arc::new(InMemoryReplayStore::new()));
+        replay.check_settings()?;
         Ok(DpopRules {
             mode: self.mode,
             algorithms,
@@ -272,9 +277,7 @@ impl Dpop {
             nonces,
             public_url,
             trust_forwarded: self.trust_forwarded,
-            replay: self
-                .replay
-                .unwrap_or_else(|| Arc::new(InMemoryReplayStore::new())),
+            replay,
             fail_open: self.fail_open,
             clock,
         })

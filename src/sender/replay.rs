@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::error::ConfigError;
+
 /// What [`ReplayStore::check_and_insert`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(
@@ -94,11 +96,23 @@ pub type ReplayFuture<'a> =
 pub trait ReplayStore: Send + Sync + 'static {
     /// Records `key` for `ttl` unless it is recorded already, atomically; says which.
     fn check_and_insert<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a>;
+
+    /// Checks the store's own settings, once, when a layer is built with it
+    /// ([`ValidateJwtBuilder::build`](crate::ValidateJwtBuilder::build)): a setting out of
+    /// range is a [`ConfigError`] there rather than a failure of every request. The default
+    /// accepts every store.
+    fn check_settings(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
 }
 
 impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
     fn check_and_insert<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
         (**self).check_and_insert(key, ttl)
+    }
+
+    fn check_settings(&self) -> Result<(), ConfigError> {
+        (**self).check_settings()
     }
 }
 
@@ -177,14 +191,16 @@ impl InMemoryReplayStore {
         Self::with_capacity(DEFAULT_REPLAY_CAPACITY)
     }
 
-    /// A store of at most `capacity` live entries (at least 1).
+    /// A store of at most `capacity` live entries: 1 or more. A layer built with a store
+    /// of capacity 0 is a [`ConfigError::InvalidSetting`] at `build()` (a store of capacity 0
+    /// used on its own refuses every key as full).
     pub fn with_capacity(capacity: usize) -> Self {
         InMemoryReplayStore {
             inner: Arc::new(Mutex::new(Memory {
                 seen: HashMap::new(),
                 by_expiry: BinaryHeap::new(),
             })),
-            capacity: capacity.max(1),
+            capacity,
         }
     }
 
@@ -235,6 +251,16 @@ impl ReplayStore for InMemoryReplayStore {
     fn check_and_insert<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
         let outcome = self.check(key, ttl);
         Box::pin(std::future::ready(outcome))
+    }
+
+    fn check_settings(&self) -> Result<(), ConfigError> {
+        if self.capacity == 0 {
+            return Err(ConfigError::InvalidSetting {
+                setting: "InMemoryReplayStore::with_capacity",
+                reason: "0 entries; at least 1 is needed".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -342,5 +368,25 @@ mod tests {
             store.check_and_insert("j", Duration::MAX).await.unwrap(),
             ReplayOutcome::Fresh
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_capacity_of_zero_is_a_settings_error_and_refuses_every_key_on_its_own() {
+        let store = InMemoryReplayStore::with_capacity(0);
+        assert!(matches!(
+            store.check_settings(),
+            Err(ConfigError::InvalidSetting {
+                setting: "InMemoryReplayStore::with_capacity",
+                ..
+            })
+        ));
+        assert!(Arc::new(store.clone()).check_settings().is_err());
+        assert!(store.check("a", Duration::from_secs(1)).is_err());
+        assert!(
+            InMemoryReplayStore::with_capacity(1)
+                .check_settings()
+                .is_ok()
+        );
+        assert!(InMemoryReplayStore::new().check_settings().is_ok());
     }
 }
