@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::digest::{b64url, b64url_decode, constant_time_eq, fill_random, hmac_sha256, sha256};
+use super::digest::{
+    b64url, b64url_decode, constant_time_eq, fill_random, hex_byte, hmac_sha256, sha256,
+};
 use super::replay::{InMemoryReplayStore, ReplayStore};
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::clock::Clock;
@@ -595,13 +597,13 @@ fn normalize_percent(s: &str) -> Option<String> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            let value = u8::from_str_radix(hex, 16).ok()?;
+            let hex = bytes.get(i + 1..i + 3)?;
+            let value = hex_byte(hex)?;
             if is_unreserved(value) {
                 out.push(value as char);
             } else {
                 out.push('%');
-                out.push_str(&hex.to_ascii_uppercase());
+                out.extend(hex.iter().map(|b| char::from(b.to_ascii_uppercase())));
             }
             i += 3;
         } else if b.is_ascii_graphic() {
@@ -704,6 +706,11 @@ mod tests {
             "https:///a",
             "https://x:port/",
             "https://x/%zz",
+            "https://x/%+1",
+            "https://x/%-1",
+            "https://x/a%+fb",
+            "https://x/%1",
+            "https://%+1x/",
             "x/y",
         ] {
             assert_eq!(normalize_url(bad), None, "{bad}");
