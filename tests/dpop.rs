@@ -564,6 +564,101 @@ async fn forwarded_headers_are_ignored_unless_trusted() {
     assert_accepted(&send(&public, forwarded(w.proof(&token, |_| {}))).await, &w);
 }
 
+/// `GET /echo` with these extra headers (a `Host` among them), under `DPoP`.
+fn request_with(
+    token: &str,
+    proof: String,
+    headers: &[(&str, &str)],
+) -> http::Request<axum::body::Body> {
+    let mut builder = http::Request::get("/echo")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(axum::body::Body::empty()).unwrap()
+}
+
+/// Hosts that smuggle a path, query, fragment or user info into the URL `htu` is compared
+/// with, and the URL each would have made by plain concatenation with `/echo` (cut at `?` or
+/// `#`): the proof an attacker would make for another resource.
+const SMUGGLING_HOSTS: &[(&str, &str)] = &[
+    ("api.example/admin/x?", "https://api.example/admin/x"),
+    ("api.example/admin/x#", "https://api.example/admin/x"),
+    ("api.example/admin", "https://api.example/admin/echo"),
+    ("api.example?", "https://api.example/"),
+    ("api.example/a@b", "https://api.example/a@b/echo"),
+    ("user@api.example", "https://user@api.example/echo"),
+];
+
+#[tokio::test]
+async fn a_host_header_that_is_not_host_and_port_refuses_the_proof() {
+    let w = World::new();
+    let layer = w.layer(Dpop::allowed());
+    let token = w.bound_token();
+    for (host, smuggled) in SMUGGLING_HOSTS {
+        // The proof for the URL the host would have smuggled in, and the honest one.
+        for htu in [*smuggled, HTU] {
+            let proof = w.proof(&token, |c| c["htu"] = json!(htu));
+            let reply = send(&layer, request_with(&token, proof, &[("host", host)])).await;
+            assert_proof_refused(&reply, "the request's Host is not a host[:port]");
+        }
+    }
+    // A host with a port still works, and its proof is checked against that port.
+    let host = [("host", "api.example:8443")];
+    let proof = w.proof(&token, |c| {
+        c["htu"] = json!("https://api.example:8443/echo")
+    });
+    assert_accepted(&send(&layer, request_with(&token, proof, &host)).await, &w);
+    let proof = w.proof(&token, |_| {});
+    let reply = send(&layer, request_with(&token, proof, &host)).await;
+    assert_proof_refused(&reply, "`htu`");
+}
+
+#[tokio::test]
+async fn trusted_forwarded_headers_that_smuggle_a_url_refuse_the_proof() {
+    let w = World::new();
+    let layer = w.layer(Dpop::allowed().danger_trust_forwarded_headers());
+    let token = w.bound_token();
+    for (host, smuggled) in SMUGGLING_HOSTS {
+        for htu in [*smuggled, HTU] {
+            let proof = w.proof(&token, |c| c["htu"] = json!(htu));
+            let headers = [("host", HOST), ("x-forwarded-host", host)];
+            let reply = send(&layer, request_with(&token, proof, &headers)).await;
+            assert_proof_refused(
+                &reply,
+                "the request's X-Forwarded-Host is not a host[:port]",
+            );
+        }
+    }
+    for (proto, smuggled) in [
+        ("https://api.example/admin?", "https://api.example/admin"),
+        ("https://api.example/admin#", "https://api.example/admin"),
+        ("ftp", "ftp://api.example/echo"),
+    ] {
+        for htu in [smuggled, HTU] {
+            let proof = w.proof(&token, |c| c["htu"] = json!(htu));
+            let headers = [("host", HOST), ("x-forwarded-proto", proto)];
+            let reply = send(&layer, request_with(&token, proof, &headers)).await;
+            assert_proof_refused(
+                &reply,
+                "the request's X-Forwarded-Proto is not http or https",
+            );
+        }
+    }
+    // Honest forwarded headers still work.
+    let proof = w.proof(&token, |c| c["htu"] = json!("http://api.example:8080/echo"));
+    let headers = [
+        ("host", "internal"),
+        ("x-forwarded-host", "api.example:8080, proxy.internal"),
+        ("x-forwarded-proto", "HTTP"),
+    ];
+    assert_accepted(
+        &send(&layer, request_with(&token, proof, &headers)).await,
+        &w,
+    );
+}
+
 #[tokio::test]
 async fn a_stale_iat_is_refused() {
     let w = World::new();
@@ -1089,6 +1184,55 @@ fn out_of_range_dpop_settings_are_build_errors() {
         .build()
         .unwrap_err();
     assert_eq!(setting(err), "with_dpop");
+}
+
+#[test]
+fn out_of_range_replay_store_settings_are_build_errors() {
+    let w = World::new();
+    let build = |dpop: Dpop| {
+        ValidateJwtLayer::builder()
+            .add_keys(w.keys())
+            .add_audience(AUDIENCE)
+            .with_dpop(dpop)
+            .build()
+    };
+    let setting = |result: Result<ValidateJwtLayer, ConfigError>| match result {
+        Err(ConfigError::InvalidSetting { setting, .. }) => setting,
+        other => panic!("{other:?}"),
+    };
+    let store = InMemoryReplayStore::with_capacity(0);
+    assert_eq!(
+        setting(build(Dpop::allowed().with_replay_store(store.clone()))),
+        "InMemoryReplayStore::with_capacity"
+    );
+    // Shared behind an `Arc` too.
+    assert_eq!(
+        setting(build(Dpop::required().with_replay_store(Arc::new(store)))),
+        "InMemoryReplayStore::with_capacity"
+    );
+    assert!(
+        build(Dpop::allowed().with_replay_store(InMemoryReplayStore::with_capacity(1))).is_ok()
+    );
+    #[cfg(feature = "redis")]
+    {
+        use validate_jwt::sender::RedisReplayStore;
+        let redis = |timeout| {
+            let store = RedisReplayStore::new("redis://127.0.0.1:6379/")
+                .unwrap()
+                .with_timeout(timeout);
+            build(Dpop::required().with_replay_store(store))
+        };
+        for bad in [Duration::ZERO, Duration::from_secs(61), Duration::MAX] {
+            assert_eq!(
+                setting(redis(bad)),
+                "RedisReplayStore::with_timeout",
+                "{bad:?}"
+            );
+        }
+        for good in [Duration::from_millis(1), Duration::from_secs(60)] {
+            assert!(redis(good).is_ok(), "{good:?}");
+        }
+    }
 }
 
 // ---- certificate-bound tokens (RFC 8705 §3) -------------------------------------------------

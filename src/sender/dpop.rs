@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::digest::{b64url, b64url_decode, constant_time_eq, fill_random, hmac_sha256, sha256};
+use super::digest::{
+    b64url, b64url_decode, constant_time_eq, fill_random, hex_byte, hmac_sha256, sha256,
+};
 use super::replay::{InMemoryReplayStore, ReplayStore};
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::clock::Clock;
@@ -49,6 +51,9 @@ pub enum DpopMode {
 /// rewrites the host or prefix, give the public URL with
 /// [`with_public_url`](Self::with_public_url). `X-Forwarded-Proto` / `X-Forwarded-Host` are
 /// never read unless [`danger_trust_forwarded_headers`](Self::danger_trust_forwarded_headers).
+/// The authority (`Host`, the URI's, `X-Forwarded-Host`) must be exactly `host[:port]` and
+/// the scheme `http` or `https`: anything else (a path, query, fragment or user info in
+/// `Host`) refuses the proof (`invalid_dpop_proof`) rather than make another URL.
 ///
 /// ```
 /// use validate_jwt::sender::Dpop;
@@ -178,7 +183,8 @@ impl Dpop {
         self
     }
 
-    /// Where proofs are remembered (default: an [`InMemoryReplayStore`] of this layer).
+    /// Where proofs are remembered (default: an [`InMemoryReplayStore`] of this layer). The
+    /// store's own settings are checked at `build()` ([`ReplayStore::check_settings`]).
     pub fn with_replay_store(mut self, store: impl ReplayStore) -> Self {
         self.replay = Some(Arc::new(store));
         self
@@ -262,6 +268,10 @@ impl Dpop {
                 reason: "a public URL is http(s)://host[:port][/prefix], without query, fragment or user info".into(),
             })?),
         };
+        let replay = self
+            .replay
+            .unwrap_or_else(|| Arc::new(InMemoryReplayStore::new()));
+        replay.check_settings()?;
         Ok(DpopRules {
             mode: self.mode,
             algorithms,
@@ -269,9 +279,7 @@ impl Dpop {
             nonces,
             public_url,
             trust_forwarded: self.trust_forwarded,
-            replay: self
-                .replay
-                .unwrap_or_else(|| Arc::new(InMemoryReplayStore::new())),
+            replay,
             fail_open: self.fail_open,
             clock,
         })
@@ -589,13 +597,13 @@ fn normalize_percent(s: &str) -> Option<String> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            let value = u8::from_str_radix(hex, 16).ok()?;
+            let hex = bytes.get(i + 1..i + 3)?;
+            let value = hex_byte(hex)?;
             if is_unreserved(value) {
                 out.push(value as char);
             } else {
                 out.push('%');
-                out.push_str(&hex.to_ascii_uppercase());
+                out.extend(hex.iter().map(|b| char::from(b.to_ascii_uppercase())));
             }
             i += 3;
         } else if b.is_ascii_graphic() {
@@ -698,6 +706,11 @@ mod tests {
             "https:///a",
             "https://x:port/",
             "https://x/%zz",
+            "https://x/%+1",
+            "https://x/%-1",
+            "https://x/a%+fb",
+            "https://x/%1",
+            "https://%+1x/",
             "x/y",
         ] {
             assert_eq!(normalize_url(bad), None, "{bad}");

@@ -30,6 +30,7 @@
 
 use std::sync::Arc;
 
+use http::uri::Authority;
 use http::{HeaderMap, Request, header};
 use serde_json::{Map, Value};
 
@@ -52,8 +53,8 @@ pub use mtls::{CertificateHeader, ClientCertificate, ClientCertificates};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_REDIS_TIMEOUT, RedisReplayStore};
 pub use replay::{
-    DEFAULT_REPLAY_CAPACITY, InMemoryReplayStore, ReplayFuture, ReplayOutcome, ReplayStore,
-    ReplayStoreError,
+    DEFAULT_REPLAY_CAPACITY, InMemoryReplayStore, MAX_REPLAY_TTL, ReplayFuture, ReplayOutcome,
+    ReplayStore, ReplayStoreError,
 };
 
 pub(crate) use binding::BindingRule;
@@ -432,8 +433,7 @@ fn capture_proof<B>(
     let proof = proof
         .to_str()
         .map_err(|_| invalid_proof("the DPoP header is not ASCII"))?;
-    let htu = expected_htu(rules, request)
-        .ok_or_else(|| invalid_proof("the request's URL cannot be determined for `htu`"))?;
+    let htu = expected_htu(rules, request).map_err(invalid_proof)?;
     Ok(DpopRequest {
         proof: proof.trim().to_owned(),
         method: request.method().as_str().to_owned(),
@@ -442,35 +442,106 @@ fn capture_proof<B>(
     })
 }
 
-/// The normalised URL the request was sent to (without query), as `htu` must name it.
-fn expected_htu<B>(rules: &DpopRules, request: &Request<B>) -> Option<String> {
+/// Why the request's URL cannot be told.
+const NO_URL: &str = "the request's URL cannot be determined for `htu`";
+
+/// The normalised URL the request was sent to (without query), as `htu` must name it; or why
+/// it cannot be told. It is built from parts checked one by one (a scheme of `http` or
+/// `https`, an authority of exactly `host[:port]`, the request's path), so no header can
+/// carry a path, query or fragment into it.
+fn expected_htu<B>(rules: &DpopRules, request: &Request<B>) -> Result<String, &'static str> {
     let path = request.uri().path();
+    // Origin form (or none): never `*`, nothing that would run on from the authority.
+    if !(path.is_empty() || path.starts_with('/')) {
+        return Err("the request's target is not a path");
+    }
     if let Some(base) = &rules.public_url {
-        return normalize_url(&format!("{base}{path}"));
+        return normalize_url(&format!("{base}{path}")).ok_or(NO_URL);
     }
     let headers = request.headers();
-    let forwarded = |name: &str| -> Option<&str> {
+    // The first value of a forwarded header when they are trusted; `Err` when it is not text.
+    let forwarded = |name: &str| -> Result<Option<&str>, ()> {
         if !rules.trust_forwarded {
-            return None;
+            return Ok(None);
         }
-        let value = headers.get(name)?.to_str().ok()?;
-        value
+        let Some(value) = headers.get(name) else {
+            return Ok(None);
+        };
+        let value = value.to_str().map_err(|_| ())?;
+        Ok(value
             .split(',')
             .next()
             .map(str::trim)
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty()))
     };
-    let scheme = forwarded("x-forwarded-proto")
-        .or(request.uri().scheme_str())
-        .unwrap_or("https");
-    let authority = match forwarded("x-forwarded-host") {
-        Some(host) => host,
-        None => match request.uri().authority() {
-            Some(a) => a.as_str(),
-            None => headers.get(header::HOST)?.to_str().ok()?,
+    const BAD_PROTO: &str = "the request's X-Forwarded-Proto is not http or https";
+    let scheme = match forwarded("x-forwarded-proto").map_err(|()| BAD_PROTO)? {
+        Some(proto) => web_scheme(proto).ok_or(BAD_PROTO)?,
+        None => match request.uri().scheme_str() {
+            Some(scheme) => {
+                web_scheme(scheme).ok_or("the request's scheme is not http or https")?
+            }
+            None => "https",
         },
     };
-    normalize_url(&format!("{scheme}://{authority}{path}"))
+    const BAD_FORWARDED_HOST: &str = "the request's X-Forwarded-Host is not a host[:port]";
+    let authority = match forwarded("x-forwarded-host").map_err(|()| BAD_FORWARDED_HOST)? {
+        Some(host) => host_port(host).ok_or(BAD_FORWARDED_HOST)?,
+        None => match request.uri().authority() {
+            Some(authority) => host_port(authority.as_str())
+                .ok_or("the request's authority is not a host[:port]")?,
+            None => {
+                let host = headers.get(header::HOST).ok_or(NO_URL)?;
+                host.to_str()
+                    .ok()
+                    .and_then(host_port)
+                    .ok_or("the request's Host is not a host[:port]")?
+            }
+        },
+    };
+    normalize_url(&format!("{scheme}://{authority}{path}")).ok_or(NO_URL)
+}
+
+/// `http` or `https`, in any case.
+fn web_scheme(scheme: &str) -> Option<&'static str> {
+    if scheme.eq_ignore_ascii_case("https") {
+        Some("https")
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
+/// `text` if it is exactly `host[:port]` (RFC 3986 §3.2.2-3, as `http::uri::Authority`
+/// parses it): no user info, path, query or fragment, brackets only around an IP literal,
+/// a port of at most 65535 in digits only. Rebuilt from the host and the port.
+fn host_port(text: &str) -> Option<String> {
+    let authority: Authority = text.parse().ok()?;
+    let all = authority.as_str();
+    if all.contains('@') {
+        return None;
+    }
+    let host = authority.host();
+    let rest = all.strip_prefix(host)?;
+    let ip_literal = host.len() > 2 && host.starts_with('[') && host.ends_with(']');
+    if host.is_empty() || (!ip_literal && host.contains(['[', ']'])) {
+        return None;
+    }
+    let port = match rest.strip_prefix(':') {
+        None if rest.is_empty() => "",
+        None => return None,
+        // An empty port is the default one (RFC 3986 §6.2.3).
+        Some("") => "",
+        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok() => {
+            port
+        }
+        Some(_) => return None,
+    };
+    Some(match port {
+        "" => host.to_owned(),
+        port => format!("{host}:{port}"),
+    })
 }
 
 #[cfg(test)]
@@ -549,6 +620,104 @@ mod tests {
             "http://evil.example/a/b"
         );
         let no_host = http::Request::get("/").body(()).unwrap();
-        assert_eq!(expected_htu(&rules(Dpop::allowed()), &no_host), None);
+        assert_eq!(expected_htu(&rules(Dpop::allowed()), &no_host), Err(NO_URL));
+    }
+
+    fn htu_with_host(host: &str) -> Result<String, &'static str> {
+        let rules = Dpop::allowed().build(Arc::new(crate::SystemClock)).unwrap();
+        let request = http::Request::get("/a/b?q=1")
+            .header("host", host)
+            .body(())
+            .unwrap();
+        expected_htu(&rules, &request)
+    }
+
+    #[test]
+    fn a_host_with_a_port_or_an_ip_literal_makes_the_htu() {
+        assert_eq!(
+            htu_with_host("api.example.com:8443").unwrap(),
+            "https://api.example.com:8443/a/b"
+        );
+        assert_eq!(
+            htu_with_host("API.example.com:").unwrap(),
+            "https://api.example.com/a/b"
+        );
+        assert_eq!(
+            htu_with_host("[::1]:8443").unwrap(),
+            "https://[::1]:8443/a/b"
+        );
+        assert_eq!(htu_with_host("127.0.0.1").unwrap(), "https://127.0.0.1/a/b");
+    }
+
+    #[test]
+    fn a_host_that_is_not_host_and_port_makes_no_htu() {
+        for host in [
+            "api.example.com/admin",
+            "api.example.com?",
+            "api.example.com#",
+            "user@api.example.com",
+            "api.example.com:+443",
+            "api.example.com:99999",
+            "api.example.com:x",
+            "a:1:2",
+            "a[::1]",
+            "[::1",
+            "[]",
+            "",
+            "api example",
+            "%41pi.example.com",
+        ] {
+            assert_eq!(
+                htu_with_host(host),
+                Err("the request's Host is not a host[:port]"),
+                "{host:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_proto_and_authority_in_the_uri_are_checked_too() {
+        let rules = |dpop: Dpop| dpop.build(Arc::new(crate::SystemClock)).unwrap();
+        let trusting = rules(Dpop::allowed().danger_trust_forwarded_headers());
+        let with = |name: &str, value: &str| {
+            http::Request::get("/a")
+                .header("host", "api.example.com")
+                .header(name, value)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(
+            expected_htu(&trusting, &with("x-forwarded-proto", "HTTP")).unwrap(),
+            "http://api.example.com/a"
+        );
+        for proto in ["ftp", "https://evil.example/x?", "https:"] {
+            assert_eq!(
+                expected_htu(&trusting, &with("x-forwarded-proto", proto)),
+                Err("the request's X-Forwarded-Proto is not http or https"),
+                "{proto}"
+            );
+        }
+        let absolute = http::Request::get("https://user@api.example.com/a")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            expected_htu(&rules(Dpop::allowed()), &absolute),
+            Err("the request's authority is not a host[:port]")
+        );
+        let absolute = http::Request::get("HTTP://api.example.com:8080/a")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            expected_htu(&rules(Dpop::allowed()), &absolute).unwrap(),
+            "http://api.example.com:8080/a"
+        );
+        let star = http::Request::options("*")
+            .header("host", "api.example.com")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            expected_htu(&rules(Dpop::allowed()), &star),
+            Err("the request's target is not a path")
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 
-use super::digest::{b64url, b64url_decode, sha256};
+use super::digest::{b64url, b64url_decode, hex_byte, sha256};
 use crate::error::ConfigError;
 
 /// The client certificate of a request's TLS connection (DER), put into the request's
@@ -180,8 +180,7 @@ fn percent_decode(text: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            out.push(hex_byte(bytes.get(i + 1..i + 3)?)?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -265,8 +264,9 @@ fn xfcc_thumbprint(text: &str) -> Result<String, &'static str> {
     let mut digest = [0u8; 32];
     for (i, byte) in digest.iter_mut().enumerate() {
         *byte = hex
+            .as_bytes()
             .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .and_then(hex_byte)
             .ok_or("the client certificate header's `Hash` is not hex")?;
     }
     Ok(b64url(&digest))
@@ -323,5 +323,26 @@ mod tests {
         );
         assert_eq!(xfcc_thumbprint(&by_cert).unwrap(), expected());
         assert!(xfcc_thumbprint("By=x;Subject=y").is_err());
+        // `+` or `-` is no hex digit (`u8::from_str_radix` takes a sign).
+        for signed in ["+", "-"] {
+            let bad = format!("Hash={signed}{}", &hex[1..]);
+            assert_eq!(
+                xfcc_thumbprint(&bad),
+                Err("the client certificate header's `Hash` is not hex"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn percent_decoding_takes_exactly_two_hex_digits() {
+        assert_eq!(percent_decode("a%2Fb%2f").unwrap(), "a/b/");
+        for bad in ["%+1", "%-1", "%+f", "%1", "%", "%zz", "x%+0y"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+        assert_eq!(
+            pem_thumbprint("%+1MAMCAQE"),
+            Err("the client certificate is not URL-encoded correctly")
+        );
     }
 }

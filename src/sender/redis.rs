@@ -7,9 +7,13 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use super::replay::{ReplayFuture, ReplayOutcome, ReplayStore, ReplayStoreError};
+use crate::error::ConfigError;
 
 /// The default time a Redis round trip may take before the check counts as failed.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// The shortest and longest [`RedisReplayStore::with_timeout`] accepted.
+const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(60);
 
 /// DPoP replay protection in Redis (or Valkey): `SET <prefix><key> 1 NX PX <ttl>`, one
 /// atomic step, so N replicas behind a load balancer accept each proof once between them.
@@ -67,7 +71,9 @@ impl RedisReplayStore {
         self
     }
 
-    /// How long one check may take, connecting included (default [`DEFAULT_REDIS_TIMEOUT`]).
+    /// How long one check may take, connecting included (default [`DEFAULT_REDIS_TIMEOUT`]):
+    /// 1 ms to 60 s. A layer built with a store outside that range is a
+    /// [`ConfigError::InvalidSetting`] at `build()` (zero would fail every check).
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -107,6 +113,16 @@ impl RedisReplayStore {
 }
 
 impl ReplayStore for RedisReplayStore {
+    fn check_settings(&self) -> Result<(), ConfigError> {
+        if !TIMEOUT_RANGE.contains(&self.timeout) {
+            return Err(ConfigError::InvalidSetting {
+                setting: "RedisReplayStore::with_timeout",
+                reason: format!("{:?} is outside 1 ms to 60 s", self.timeout),
+            });
+        }
+        Ok(())
+    }
+
     fn check_and_insert<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
         Box::pin(async move {
             match tokio::time::timeout(self.timeout, self.set_nx(key, ttl)).await {
@@ -117,5 +133,44 @@ impl ReplayStore for RedisReplayStore {
                 ))),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_timeout_outside_1_ms_to_60_s_is_a_settings_error() {
+        let store = |timeout| {
+            RedisReplayStore::new("redis://127.0.0.1:1/")
+                .unwrap()
+                .with_timeout(timeout)
+        };
+        for bad in [
+            Duration::ZERO,
+            Duration::from_micros(999),
+            Duration::from_secs(60) + Duration::from_nanos(1),
+            Duration::MAX,
+        ] {
+            assert!(
+                matches!(
+                    store(bad).check_settings(),
+                    Err(ConfigError::InvalidSetting {
+                        setting: "RedisReplayStore::with_timeout",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        for good in [
+            Duration::from_millis(1),
+            DEFAULT_REDIS_TIMEOUT,
+            Duration::from_secs(60),
+        ] {
+            assert!(store(good).check_settings().is_ok(), "{good:?}");
+        }
     }
 }

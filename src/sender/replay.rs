@@ -1,6 +1,7 @@
 //! Replay protection for DPoP proofs: each proof is accepted once within its validity window.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::error::ConfigError;
 
 /// What [`ReplayStore::check_and_insert`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,16 +96,33 @@ pub type ReplayFuture<'a> =
 pub trait ReplayStore: Send + Sync + 'static {
     /// Records `key` for `ttl` unless it is recorded already, atomically; says which.
     fn check_and_insert<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a>;
+
+    /// Checks the store's own settings, once, when a layer is built with it
+    /// ([`ValidateJwtBuilder::build`](crate::ValidateJwtBuilder::build)): a setting out of
+    /// range is a [`ConfigError`] there rather than a failure of every request. The default
+    /// accepts every store.
+    fn check_settings(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
 }
 
 impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
     fn check_and_insert<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
         (**self).check_and_insert(key, ttl)
     }
+
+    fn check_settings(&self) -> Result<(), ConfigError> {
+        (**self).check_settings()
+    }
 }
 
 /// The default number of proofs an [`InMemoryReplayStore`] remembers at once.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
+
+/// The longest an [`InMemoryReplayStore`] remembers a key: one day. A longer `ttl` (up to
+/// `Duration::MAX`) is shortened to this; the layer asks for at most twice its proof window
+/// and a second (about 20 minutes).
+pub const MAX_REPLAY_TTL: Duration = Duration::from_secs(86_400);
 
 /// A replay store in this process's memory: bounded, expired entries dropped. Right for one
 /// replica; behind a load balancer, each replica would accept a proof replayed to another
@@ -110,6 +130,9 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 ///
 /// When it holds `capacity` live entries it refuses to record more (an error, answered as
 /// the store's failure mode says), rather than forget a live one and let its replay through.
+/// Entries are dropped as they expire, soonest first (`O(log n)` each, whatever order their
+/// TTLs come in), so a full store costs no more per request than an empty one. Each key is
+/// remembered for its `ttl`, at most [`MAX_REPLAY_TTL`].
 ///
 /// ```
 /// use validate_jwt::sender::{Dpop, InMemoryReplayStore};
@@ -123,8 +146,28 @@ pub struct InMemoryReplayStore {
 }
 
 struct Memory {
-    seen: HashMap<Box<str>, Instant>,
-    next_sweep: Option<Instant>,
+    /// Each live key and when it expires.
+    seen: HashMap<Arc<str>, Instant>,
+    /// The same entries by expiry, soonest first (TTLs vary with each proof's `iat`, so
+    /// insertion order is not expiry order).
+    by_expiry: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+}
+
+impl Memory {
+    /// Drops every entry expired at `now`: amortised `O(log n)` per entry ever inserted.
+    fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((expires, _))) = self.by_expiry.peek()
+            && *expires <= now
+        {
+            let Some(Reverse((expires, key))) = self.by_expiry.pop() else {
+                break;
+            };
+            // Only the entry this heap item stands for (never a later one of the same key).
+            if self.seen.get(&key) == Some(&expires) {
+                self.seen.remove(&key);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for InMemoryReplayStore {
@@ -142,29 +185,30 @@ impl Default for InMemoryReplayStore {
     }
 }
 
-/// How often expired entries are dropped when the store is not full.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
-
 impl InMemoryReplayStore {
     /// A store of [`DEFAULT_REPLAY_CAPACITY`] entries.
     pub fn new() -> Self {
         Self::with_capacity(DEFAULT_REPLAY_CAPACITY)
     }
 
-    /// A store of at most `capacity` live entries (at least 1).
+    /// A store of at most `capacity` live entries: 1 or more. A layer built with a store
+    /// of capacity 0 is a [`ConfigError::InvalidSetting`] at `build()` (a store of capacity 0
+    /// used on its own refuses every key as full).
     pub fn with_capacity(capacity: usize) -> Self {
         InMemoryReplayStore {
             inner: Arc::new(Mutex::new(Memory {
                 seen: HashMap::new(),
-                next_sweep: None,
+                by_expiry: BinaryHeap::new(),
             })),
-            capacity: capacity.max(1),
+            capacity,
         }
     }
 
-    /// How many entries it holds (expired ones included until the next sweep).
+    /// How many live entries it holds.
     pub fn len(&self) -> usize {
-        self.lock().seen.len()
+        let mut memory = self.lock();
+        memory.expire(Instant::now());
+        memory.seen.len()
     }
 
     /// Whether it holds no entry.
@@ -173,31 +217,32 @@ impl InMemoryReplayStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
-        // A panic elsewhere while holding the lock leaves the map consistent (every operation
-        // is a single insert or retain): keep using it.
+        // A panic elsewhere while holding the lock leaves the store usable: an entry is
+        // removed from the map only for its own heap item, and the map is consulted first
+        // (at worst an entry is never dropped, or a heap item stands for nothing): keep it.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn check(&self, key: &str, ttl: Duration) -> Result<ReplayOutcome, ReplayStoreError> {
         let now = Instant::now();
+        let expires = now
+            .checked_add(ttl.min(MAX_REPLAY_TTL))
+            .ok_or_else(|| ReplayStoreError::new("the replay store's clock is out of range"))?;
         let mut memory = self.lock();
-        let sweep_due = memory.next_sweep.is_none_or(|at| now >= at);
-        if sweep_due || memory.seen.len() >= self.capacity {
-            memory.seen.retain(|_, expires| *expires > now);
-            memory.next_sweep = Some(now + SWEEP_EVERY);
-        }
-        if let Some(expires) = memory.seen.get(key)
-            && *expires > now
-        {
+        // Every entry left is live.
+        memory.expire(now);
+        if memory.seen.contains_key(key) {
             return Ok(ReplayOutcome::Replayed);
         }
-        if memory.seen.len() >= self.capacity && !memory.seen.contains_key(key) {
+        if memory.seen.len() >= self.capacity {
             return Err(ReplayStoreError::new(format!(
                 "the in-memory replay store is full ({} live proofs)",
                 self.capacity
             )));
         }
-        memory.seen.insert(key.into(), now + ttl);
+        let key: Arc<str> = key.into();
+        memory.seen.insert(key.clone(), expires);
+        memory.by_expiry.push(Reverse((expires, key)));
         Ok(ReplayOutcome::Fresh)
     }
 }
@@ -206,6 +251,16 @@ impl ReplayStore for InMemoryReplayStore {
     fn check_and_insert<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
         let outcome = self.check(key, ttl);
         Box::pin(std::future::ready(outcome))
+    }
+
+    fn check_settings(&self) -> Result<(), ConfigError> {
+        if self.capacity == 0 {
+            return Err(ConfigError::InvalidSetting {
+                setting: "InMemoryReplayStore::with_capacity",
+                reason: "0 entries; at least 1 is needed".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -237,5 +292,101 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(store.check("c", ttl).unwrap(), ReplayOutcome::Fresh);
         assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_in_expiry_order_not_insertion_order() {
+        let store = InMemoryReplayStore::with_capacity(3);
+        let secs = Duration::from_secs;
+        store.check("long", secs(30)).unwrap();
+        store.check("short", secs(10)).unwrap();
+        store.check("middle", secs(20)).unwrap();
+        assert_eq!(store.len(), 3);
+        // Full: a fourth key is refused, and no live key is forgotten for it.
+        assert!(store.check("d", secs(5)).is_err());
+        tokio::time::advance(secs(10)).await;
+        // "short" expired behind a longer-lived key inserted before it: dropped all the same.
+        assert_eq!(store.len(), 2);
+        assert_eq!(
+            store.check("long", secs(30)).unwrap(),
+            ReplayOutcome::Replayed
+        );
+        assert_eq!(
+            store.check("middle", secs(30)).unwrap(),
+            ReplayOutcome::Replayed
+        );
+        assert_eq!(store.check("d", secs(5)).unwrap(), ReplayOutcome::Fresh);
+        assert!(store.check("e", secs(5)).is_err());
+        tokio::time::advance(secs(10)).await;
+        // "d" and "middle" (its first TTL: a replay never extends an entry) are gone.
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.check("short", secs(5)).unwrap(), ReplayOutcome::Fresh);
+        assert_eq!(
+            store.check("middle", secs(5)).unwrap(),
+            ReplayOutcome::Fresh
+        );
+        assert!(store.check("e", secs(5)).is_err());
+        tokio::time::advance(secs(10)).await;
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_reinserted_after_expiry_keeps_its_new_ttl() {
+        let store = InMemoryReplayStore::with_capacity(1);
+        let secs = Duration::from_secs;
+        store.check("a", secs(1)).unwrap();
+        tokio::time::advance(secs(1)).await;
+        assert_eq!(store.check("a", secs(100)).unwrap(), ReplayOutcome::Fresh);
+        tokio::time::advance(secs(50)).await;
+        assert_eq!(store.check("a", secs(1)).unwrap(), ReplayOutcome::Replayed);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ttl_of_duration_max_is_remembered_for_the_maximum_and_never_panics() {
+        let store = InMemoryReplayStore::new();
+        assert_eq!(
+            store.check("k", Duration::MAX).unwrap(),
+            ReplayOutcome::Fresh
+        );
+        assert_eq!(
+            store.check("k", Duration::MAX).unwrap(),
+            ReplayOutcome::Replayed
+        );
+        tokio::time::advance(MAX_REPLAY_TTL - Duration::from_secs(1)).await;
+        assert_eq!(
+            store.check("k", Duration::MAX).unwrap(),
+            ReplayOutcome::Replayed
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            store.check("k", Duration::MAX).unwrap(),
+            ReplayOutcome::Fresh
+        );
+        // Through the trait too.
+        assert_eq!(
+            store.check_and_insert("j", Duration::MAX).await.unwrap(),
+            ReplayOutcome::Fresh
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_capacity_of_zero_is_a_settings_error_and_refuses_every_key_on_its_own() {
+        let store = InMemoryReplayStore::with_capacity(0);
+        assert!(matches!(
+            store.check_settings(),
+            Err(ConfigError::InvalidSetting {
+                setting: "InMemoryReplayStore::with_capacity",
+                ..
+            })
+        ));
+        assert!(Arc::new(store.clone()).check_settings().is_err());
+        assert!(store.check("a", Duration::from_secs(1)).is_err());
+        assert!(
+            InMemoryReplayStore::with_capacity(1)
+                .check_settings()
+                .is_ok()
+        );
+        assert!(InMemoryReplayStore::new().check_settings().is_ok());
     }
 }
