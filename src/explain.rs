@@ -729,7 +729,7 @@ async fn checks_from_header(
     r.row(
         CheckName::Type,
         v.typ_rule(typ),
-        "an accepted typ (by default absent, JWT or at+jwt)",
+        v.typ_accepted(),
         typ.map_or("absent".to_owned(), |t| format!("{t:?}")),
     );
 

@@ -308,9 +308,9 @@ fn assemble(resource: &ProtectedResource, derived: Derived) -> Result<Members, C
     let servers = match &resource.authorization_servers {
         Some(listed) => {
             for issuer in listed {
-                if Url::parse(issuer).is_err() {
+                if let Err(why) = issuer_identifier(issuer) {
                     return Err(invalid(format!(
-                        "authorization server {issuer:?} is not a URL"
+                        "authorization server {issuer:?} is not an issuer identifier (RFC 8414 §2): {why}"
                     )));
                 }
             }
@@ -380,6 +380,24 @@ fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
+/// An authorization server's issuer identifier (RFC 8414 §2): an https URL (http to a
+/// loopback host, for tests), without query or fragment.
+fn issuer_identifier(issuer: &str) -> Result<(), &'static str> {
+    let url = Url::parse(issuer).map_err(|_| "not a URL")?;
+    match url.scheme() {
+        "https" => {}
+        "http" if crate::keys::is_loopback(&url) => {}
+        _ => return Err("the scheme must be https"),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("it has a query or a fragment");
+    }
+    if url.host_str().is_none() {
+        return Err("it has no host");
+    }
+    Ok(())
+}
+
 /// The resource identifier's checks, and the metadata URL and paths it gives (§3.1: the
 /// well-known path goes between the host and the resource's path, whose terminating `/` is
 /// removed).
@@ -409,6 +427,15 @@ fn locate(resource: &str) -> Result<(String, Vec<Box<str>>), ConfigError> {
     let Some(host) = url.host_str() else {
         return Err(invalid("it has no host"));
     };
+    // The document's `resource`, the audience (`with_resource_as_audience`) and the metadata
+    // URL must name the same identifier (§3.3), and clients compare it as text: it is written
+    // in its normal form (lower-case scheme and host, no default port, no dot segments).
+    let normal = url.as_str();
+    if resource != normal && format!("{resource}/") != normal {
+        return Err(invalid(&format!(
+            "it is not written in its normal form, which clients compare it in: write {normal:?}"
+        )));
+    }
     let origin = match url.port() {
         Some(port) => format!("{}://{host}:{port}", url.scheme()),
         None => format!("{}://{host}", url.scheme()),
@@ -683,6 +710,19 @@ mod tests {
             ("https://user@api.example/mcp", "user information"),
             ("not a url", "not a protected resource identifier"),
             ("", "not a protected resource identifier"),
+            // Not in the normal form clients compare (§3.3): the URL parser would rewrite them.
+            (
+                "https://API.example/mcp",
+                "write \"https://api.example/mcp\"",
+            ),
+            (
+                "https://api.example:443/mcp",
+                "write \"https://api.example/mcp\"",
+            ),
+            ("HTTPS://api.example/mcp", "normal form"),
+            ("https:api.example/mcp", "normal form"),
+            (" https://api.example/mcp", "normal form"),
+            ("https://api.example/a/../mcp", "normal form"),
         ] {
             let err = build(&ProtectedResource::new(resource), Derived::default()).unwrap_err();
             assert!(
@@ -690,6 +730,26 @@ mod tests {
                 "{resource}: {err}"
             );
             assert!(err.to_string().contains(reason), "{resource}: {err}");
+        }
+    }
+
+    #[test]
+    fn listed_authorization_servers_must_be_issuer_identifiers() {
+        for (issuer, reason) in [
+            ("not a url", "not a URL"),
+            ("http://idp.example", "https"),
+            ("https://idp.example/?tenant=a", "query or a fragment"),
+            ("https://idp.example/#x", "query or a fragment"),
+        ] {
+            let resource = ProtectedResource::new("https://api.example/mcp")
+                .with_authorization_servers([issuer]);
+            let err = build(&resource, Derived::default()).unwrap_err();
+            assert!(err.to_string().contains(reason), "{issuer}: {err}");
+        }
+        for issuer in ["https://idp.example/tenant/v2.0", "http://127.0.0.1:8080"] {
+            let resource = ProtectedResource::new("https://api.example/mcp")
+                .with_authorization_servers([issuer]);
+            assert!(build(&resource, Derived::default()).is_ok(), "{issuer}");
         }
     }
 

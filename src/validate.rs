@@ -54,6 +54,28 @@ impl TypPolicy {
         }
     }
 
+    /// What [`accepts`](Self::accepts) accepts, in words (for `explain`).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            TypPolicy::Default => "absent, JWT, at+jwt or application/at+jwt".to_owned(),
+            TypPolicy::AccessTokenOnly => {
+                "at+jwt or application/at+jwt (require_access_token_typ)".to_owned()
+            }
+            TypPolicy::List {
+                values,
+                allow_absent,
+            } => format!(
+                "{}{}",
+                values.join(", "),
+                match allow_absent {
+                    true => ", or absent",
+                    false => "",
+                }
+            ),
+            TypPolicy::Any => "any (danger_accept_any_typ)".to_owned(),
+        }
+    }
+
     #[inline(never)]
     fn accepts_otherwise(&self, typ: Option<&str>) -> bool {
         let strip = |t: &str| -> String {
@@ -469,6 +491,11 @@ impl Validator {
                 "`alg` is not on the allow-list",
             )),
         }
+    }
+
+    /// The `typ` rule in words (for `explain`).
+    pub(crate) fn typ_accepted(&self) -> String {
+        self.typ.describe()
     }
 
     /// The `typ` rule (the request path's rule; `explain` runs it too).

@@ -96,7 +96,7 @@ impl BindingRule {
             (None, true, false) => {
                 "no binding, or a client certificate binding (`cnf[\"x5t#S256\"]`)"
             }
-            (None, false, false) => "no binding (`cnf.jkt`, `cnf[\"x5t#S256\"]`): a bearer token",
+            (None, false, false) => "a bearer token: no `cnf.jkt` or `cnf[\"x5t#S256\"]`",
         }
     }
 }
