@@ -202,11 +202,21 @@ impl Claims {
         self.inner.registered.tid()
     }
 
-    /// The calling client application: `azp` (Azure AD v2, OIDC) or `appid` (Azure AD v1).
+    /// The calling client application: `client_id` (RFC 9068 JWT access tokens, RFC 8693),
+    /// else `azp` (Azure AD v2, OpenID Connect), else `appid` (Azure AD v1).
+    ///
+    /// ```
+    /// use validate_jwt::Claims;
+    ///
+    /// let rfc9068 = Claims::from_unverified_json(br#"{"client_id":"s6BhdRkqt3","azp":"x"}"#).unwrap();
+    /// assert_eq!(rfc9068.client_id(), Some("s6BhdRkqt3"));
+    /// let azure_v1 = Claims::from_unverified_json(br#"{"appid":"0f3c2b1a"}"#).unwrap();
+    /// assert_eq!(azure_v1.client_id(), Some("0f3c2b1a"));
+    /// ```
     pub fn client_id(&self) -> Option<&str> {
-        self.get("azp")
-            .and_then(Value::as_str)
-            .or_else(|| self.get("appid").and_then(Value::as_str))
+        ["client_id", "azp", "appid"]
+            .into_iter()
+            .find_map(|name| self.get(name).and_then(Value::as_str))
     }
 
     /// The scopes from `scp` or `scope` (RFC 8693 / RFC 9068), each a space-separated string or
