@@ -40,10 +40,12 @@ use serde_json::Value;
 use crate::algorithm::Algorithm;
 use crate::claims::{Claims, Registered, parse_claims};
 use crate::error::{JwtError, JwtErrorKind};
-use crate::keys::{Key, KeySet, MAX_CANDIDATES, RefreshReason};
+use crate::keys::{Key, KeySet, RefreshReason};
 use crate::response::Answers;
 use crate::token::{self, Segments};
-use crate::validate::{Step, Validator, after_no_key, still_no_key};
+use crate::validate::{
+    Step, Validator, after_no_key, header_not_base64, payload_not_base64, still_no_key,
+};
 
 /// The checks of a report, in the order the layer runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -434,34 +436,6 @@ impl Report {
     }
 }
 
-/// Which key verified the signature, or why none did (the request path's loop).
-struct Lookup {
-    verified: Option<(usize, Arc<KeySet>, usize)>,
-    cold: bool,
-    tried: bool,
-}
-
-fn lookup(v: &Validator, kid: Option<&str>, alg: Algorithm, input: &[u8], sig: &[u8]) -> Lookup {
-    let mut cold = false;
-    let mut budget = MAX_CANDIDATES;
-    let mut verified = None;
-    for (source, provider) in v.providers().iter().enumerate() {
-        let Some(set) = provider.current() else {
-            cold = true;
-            continue;
-        };
-        if let Some(key) = set.verify(kid, alg, input, sig, &mut budget) {
-            verified = Some((source, set, key));
-            break;
-        }
-    }
-    Lookup {
-        verified,
-        cold,
-        tried: budget < MAX_CANDIDATES,
-    }
-}
-
 fn describe_key(key: &Key) -> String {
     let kid = key
         .kid()
@@ -674,7 +648,7 @@ async fn checks_from_header(
     let Some(header_json) = token::b64_vec(seg.header) else {
         r.row(
             CheckName::Header,
-            Err(token::malformed("the header is not canonical base64url")),
+            Err(header_not_base64()),
             header_expected,
             "not canonical base64url",
         );
@@ -773,7 +747,7 @@ async fn checks_from_header(
             );
         }
         Ok(sig) => {
-            let mut found = lookup(v, kid, alg, seg.signing_input, &sig);
+            let mut found = v.lookup(kid, alg, seg.signing_input, &sig);
             let mut refreshed = "";
             let mut outcome = Ok(());
             if found.verified.is_none() {
@@ -784,7 +758,7 @@ async fn checks_from_header(
                             _ => ", after a refresh for this kid",
                         };
                         let last_error = v.refresh_keys(reason).await;
-                        found = lookup(v, kid, alg, seg.signing_input, &sig);
+                        found = v.lookup(kid, alg, seg.signing_input, &sig);
                         match (
                             &found.verified,
                             after_no_key(kid, found.cold, found.tried, false),
@@ -854,7 +828,7 @@ async fn checks_from_header(
     let Some(payload) = token::b64_vec(seg.payload) else {
         r.row(
             CheckName::Claims,
-            Err(token::malformed("the payload is not canonical base64url")),
+            Err(payload_not_base64()),
             claims_expected,
             "not canonical base64url",
         );

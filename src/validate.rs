@@ -168,6 +168,16 @@ pub(crate) enum Verdict {
     Pending(PendingCheck),
 }
 
+/// Which key verified the signature, or why none did ([`Validator::lookup`]).
+pub(crate) struct Lookup {
+    /// The source, key set and key (its index in the set) that verified the signature.
+    pub(crate) verified: Option<(usize, Arc<KeySet>, usize)>,
+    /// A source had no key set yet.
+    pub(crate) cold: bool,
+    /// At least one key was tried.
+    pub(crate) tried: bool,
+}
+
 /// The boxed slow path.
 pub(crate) type PendingCheck =
     Pin<Box<dyn Future<Output = Result<Option<Claims>, JwtError>> + Send>>;
@@ -415,11 +425,9 @@ impl Validator {
         let mut header_buf = token::stack_buffer();
         let header_heap: Vec<u8>;
         let header_json: &[u8] = if seg.header.len() <= MAX_HEADER_B64 {
-            token::b64_stack(seg.header, &mut header_buf)
-                .ok_or_else(|| token::malformed("the header is not canonical base64url"))?
+            token::b64_stack(seg.header, &mut header_buf).ok_or_else(header_not_base64)?
         } else {
-            header_heap = token::b64_vec(seg.header)
-                .ok_or_else(|| token::malformed("the header is not canonical base64url"))?;
+            header_heap = token::b64_vec(seg.header).ok_or_else(header_not_base64)?;
             &header_heap
         };
         let (header, alg) = token::parse_header(header_json)?;
@@ -432,31 +440,16 @@ impl Validator {
         let signature =
             token::b64_stack(seg.signature, &mut sig_buf).ok_or_else(signature_not_base64)?;
 
-        // Key lookup and signature: at most `MAX_CANDIDATES` keys are tried, over all sources.
+        // Key lookup and signature.
         let kid = header.kid.as_deref();
-        let mut cold = false;
-        let mut budget = MAX_CANDIDATES;
-        // The source, key set and key that verified the signature.
-        let mut verified: Option<(usize, Arc<KeySet>, usize)> = None;
-        for (source, provider) in self.providers.iter().enumerate() {
-            let Some(set) = provider.current() else {
-                cold = true;
-                continue;
-            };
-            if let Some(key) = set.verify(kid, alg, seg.signing_input, signature, &mut budget) {
-                verified = Some((source, set, key));
-                break;
-            }
-        }
-        let tried = budget < MAX_CANDIDATES;
-        let Some((source, set, key)) = verified else {
-            return no_key(kid, cold, tried, may_refresh);
+        let found = self.lookup(kid, alg, seg.signing_input, signature);
+        let Some((source, set, key)) = found.verified else {
+            return no_key(kid, found.cold, found.tried, may_refresh);
         };
         crate::span::answered_by(source);
 
         // Claims.
-        let payload = token::b64_vec(seg.payload)
-            .ok_or_else(|| token::malformed("the payload is not canonical base64url"))?;
+        let payload = token::b64_vec(seg.payload).ok_or_else(payload_not_base64)?;
         let registered = parse_claims(payload, &self.wanted)?;
         self.check_time(&registered)?;
         // The one issuer rule (src/issuer.rs), for the key that verified the signature.
@@ -479,6 +472,36 @@ impl Validator {
         let claims = Claims::verified(registered, self.id, issuer);
         self.check_requirement(&claims)?;
         Ok(Step::Done(claims))
+    }
+
+    /// The key lookup and signature check (the request path's; `explain` runs it too): the
+    /// sources in order, at most `MAX_CANDIDATES` keys tried over all of them.
+    #[inline]
+    pub(crate) fn lookup(
+        &self,
+        kid: Option<&str>,
+        alg: crate::Algorithm,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Lookup {
+        let mut cold = false;
+        let mut budget = MAX_CANDIDATES;
+        let mut verified = None;
+        for (source, provider) in self.providers.iter().enumerate() {
+            let Some(set) = provider.current() else {
+                cold = true;
+                continue;
+            };
+            if let Some(key) = set.verify(kid, alg, signing_input, signature, &mut budget) {
+                verified = Some((source, set, key));
+                break;
+            }
+        }
+        Lookup {
+            verified,
+            cold,
+            tried: budget < MAX_CANDIDATES,
+        }
     }
 
     /// The `alg` allow-list (the request path's rule; `explain` runs it too).
@@ -607,6 +630,18 @@ fn signature_segment(seg: &Segments<'_>) -> Result<(), JwtError> {
 #[cold]
 fn signature_not_base64() -> JwtError {
     token::malformed("the signature is not canonical base64url")
+}
+
+/// The refusal of a header that is not canonical base64url (`explain` shares it).
+#[cold]
+pub(crate) fn header_not_base64() -> JwtError {
+    token::malformed("the header is not canonical base64url")
+}
+
+/// The refusal of a payload that is not canonical base64url (`explain` shares it).
+#[cold]
+pub(crate) fn payload_not_base64() -> JwtError {
+    token::malformed("the payload is not canonical base64url")
 }
 
 /// What follows when no key verified the signature: a refresh, or the refusal.
