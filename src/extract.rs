@@ -83,19 +83,21 @@ fn trim(v: &[u8]) -> &[u8] {
     &v[start..end.max(start)]
 }
 
-fn percent_decode(input: &str) -> Option<Vec<u8>> {
+/// `input` percent-decoded (RFC 3986 §2.1): `%` and exactly two hex digits each; with
+/// `plus_is_space`, `+` is a space too (`application/x-www-form-urlencoded`, query strings).
+/// `None` for a `%` not followed by two hex digits. (The certificate headers of
+/// `crate::sender` decode with it too.)
+pub(crate) fn percent_decode(input: &str, plus_is_space: bool) -> Option<Vec<u8>> {
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                out.push(hex_byte(bytes.get(i + 1..i + 3)?)?);
                 i += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -106,6 +108,18 @@ fn percent_decode(input: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// The byte two hex digits spell (either case): `None` unless `pair` is exactly two ASCII hex
+/// digits (`u8::from_str_radix` alone would take `+1`).
+pub(crate) fn hex_byte(pair: &[u8]) -> Option<u8> {
+    match *pair {
+        [hi, lo] if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
+            let digit = |b: u8| char::from(b).to_digit(16);
+            u8::try_from(digit(hi)? * 16 + digit(lo)?).ok()
+        }
+        _ => None,
+    }
 }
 
 impl TokenLocations {
@@ -166,7 +180,7 @@ impl TokenLocations {
                 }
                 seen = true;
                 let token = if v.contains(['%', '+']) {
-                    Cow::Owned(percent_decode(v).ok_or_else(|| {
+                    Cow::Owned(percent_decode(v, true).ok_or_else(|| {
                         invalid_request("the token parameter is not percent-encoded correctly")
                     })?)
                 } else {
@@ -290,10 +304,34 @@ mod tests {
             get(&loc, &[], "/?x=1&access_token=a%2Eb"),
             Ok(Some(b"a.b".to_vec()))
         );
-        assert_eq!(
-            get(&loc, &[], "/?access_token=%zz"),
-            Err(JwtErrorKind::InvalidRequest)
-        );
+        // A `%` takes exactly two hex digits: no sign (`u8::from_str_radix` took `%+1`).
+        for bad in ["%zz", "%+1", "%-1", "a%2", "%"] {
+            assert_eq!(
+                get(&loc, &[], &format!("/?access_token={bad}")),
+                Err(JwtErrorKind::InvalidRequest),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn hex_bytes_are_exactly_two_hex_digits() {
+        assert_eq!(hex_byte(b"00"), Some(0));
+        assert_eq!(hex_byte(b"7e"), Some(0x7e));
+        assert_eq!(hex_byte(b"Ff"), Some(0xff));
+        for bad in [
+            &b"+1"[..],
+            b"-1",
+            b" 1",
+            b"1 ",
+            b"0x",
+            b"g0",
+            b"1",
+            b"",
+            b"123",
+        ] {
+            assert_eq!(hex_byte(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

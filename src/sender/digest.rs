@@ -71,41 +71,9 @@ pub(crate) fn b64url_decode(text: &[u8]) -> Option<Vec<u8>> {
     base64_simd::URL_SAFE_NO_PAD.decode_to_vec(text).ok()
 }
 
-/// The byte two hex digits spell (either case): `None` unless `pair` is exactly two ASCII hex
-/// digits (`u8::from_str_radix` alone would take `+1`).
-pub(crate) fn hex_byte(pair: &[u8]) -> Option<u8> {
-    match *pair {
-        [hi, lo] if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
-            let digit = |b: u8| char::from(b).to_digit(16);
-            u8::try_from(digit(hi)? * 16 + digit(lo)?).ok()
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_bytes_are_exactly_two_hex_digits() {
-        assert_eq!(hex_byte(b"00"), Some(0));
-        assert_eq!(hex_byte(b"7e"), Some(0x7e));
-        assert_eq!(hex_byte(b"Ff"), Some(0xff));
-        for bad in [
-            &b"+1"[..],
-            b"-1",
-            b" 1",
-            b"1 ",
-            b"0x",
-            b"g0",
-            b"1",
-            b"",
-            b"123",
-        ] {
-            assert_eq!(hex_byte(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn sha256_and_hmac_match_their_test_vectors() {

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::digest::{
-    b64url, b64url_decode, constant_time_eq, fill_random, hex_byte, hmac_sha256, sha256,
-};
+use super::digest::{b64url, b64url_decode, constant_time_eq, fill_random, hmac_sha256, sha256};
 use super::replay::{InMemoryReplayStore, ReplayStore};
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::clock::Clock;
 use crate::error::{ConfigError, JwtError, JwtErrorKind};
+use crate::extract::hex_byte;
 
 /// The default window around now in which a proof's `iat` must lie: ±60 seconds.
 pub const DEFAULT_PROOF_WINDOW: Duration = Duration::from_secs(60);

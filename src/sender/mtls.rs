@@ -6,8 +6,9 @@ use std::fmt;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 
-use super::digest::{b64url, b64url_decode, hex_byte, sha256};
+use super::digest::{b64url, b64url_decode, sha256};
 use crate::error::ConfigError;
+use crate::extract::hex_byte;
 
 /// The client certificate of a request's TLS connection (DER), put into the request's
 /// extensions by a server that terminates TLS itself (tokio-rustls, axum-server, hyper with
@@ -174,20 +175,9 @@ impl CertSource {
     }
 }
 
+/// `text` percent-decoded (`+` stays `+`: base64 uses it), as UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(hex_byte(bytes.get(i + 1..i + 3)?)?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::extract::percent_decode(text, false)?).ok()
 }
 
 /// The thumbprint of a PEM certificate (URL-encoded or not), or of bare base64 DER.
