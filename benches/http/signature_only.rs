@@ -5,8 +5,9 @@
 //! cargo run --release --example signature_only -- --jwks FILE [--listen 127.0.0.1:3002]
 //! ```
 //!
-//! Per request: the bearer token from `Authorization`; its header decoded and its `kid` read;
-//! the key for that `kid` among keys parsed once at startup (aws-lc-rs, as the layer); the
+//! Per request, `benches/support/signature_only.rs` (shared with the in-process ratio,
+//! `benches/ratio.rs`): the bearer token from `Authorization`; its header decoded and its `kid`
+//! read; the key for that `kid` among keys parsed once at startup (aws-lc-rs, as the layer); the
 //! signature decoded and verified; the payload decoded and handed to the echo in the request's
 //! extensions, which echoes its bytes. No time, issuer, audience, `typ` or scope check, no
 //! I-JSON check of the payload: a server that did less would not know the token is authentic.
@@ -32,17 +33,12 @@ use http::{StatusCode, header};
 use serde_json::Value;
 use tower::{Layer, Service};
 
+#[path = "../support/signature_only.rs"]
+mod ceiling;
+
+use ceiling::Payload;
+
 type BoxError = Box<dyn Error + Send + Sync>;
-
-/// The verified payload, as the token carried it.
-#[derive(Clone)]
-struct Payload(Arc<str>);
-
-#[derive(serde::Deserialize)]
-struct Header<'a> {
-    #[serde(borrow)]
-    kid: Option<&'a str>,
-}
 
 #[derive(Clone)]
 struct SignatureOnly<S> {
@@ -63,26 +59,6 @@ impl<S> Layer<S> for SignatureOnlyLayer {
     }
 }
 
-impl<S> SignatureOnly<S> {
-    fn verify(&self, request: &Request) -> Option<Payload> {
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .strip_prefix("Bearer ")?;
-        let (input, sig) = token.rsplit_once('.')?;
-        let (head, payload) = input.split_once('.')?;
-        let head = URL_SAFE_NO_PAD.decode(head).ok()?;
-        let kid = serde_json::from_slice::<Header<'_>>(&head).ok()?.kid?;
-        let key = self.keys.get(kid)?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        key.verify_sig(input.as_bytes(), &sig).ok()?;
-        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        Some(Payload(payload.into()))
-    }
-}
-
 impl<S> Service<Request> for SignatureOnly<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
@@ -96,7 +72,7 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        match self.verify(&request) {
+        match ceiling::verify(request.headers(), &self.keys) {
             Some(payload) => {
                 request.extensions_mut().insert(payload);
                 Answer::Inner {
