@@ -218,11 +218,19 @@ fn json_string<'a>(member: &crate::json::Member<'a>) -> Option<Cow<'a, str>> {
 
 /// A member's name: borrowed when it has no escapes, else decoded by serde_json (which refuses
 /// lone surrogates); `None` when it cannot be decoded.
+#[inline]
 pub(crate) fn member_name<'a>(member: &crate::json::Member<'a>) -> Option<Cow<'a, str>> {
-    if !member.key_escaped {
-        return Some(Cow::Borrowed(member.key));
+    match member.key_escaped {
+        false => Some(Cow::Borrowed(member.key)),
+        true => decoded_name(member.key),
     }
-    serde_json::from_str::<String>(&format!("\"{}\"", member.key))
+}
+
+/// A member name with escapes, decoded (out of line: rare).
+#[cold]
+#[inline(never)]
+fn decoded_name(key: &str) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<String>(&format!("\"{key}\""))
         .ok()
         .map(Cow::Owned)
 }

@@ -115,6 +115,14 @@ fn numeric_date(raw: &str, what: &'static str) -> Result<f64, JwtError> {
             .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64);
     }
+    numeric_date_general(raw, what)
+}
+
+/// Any other number (a fraction, an exponent, more digits), or a refusal: out of line, so that
+/// the request path's code stays small in the instruction cache.
+#[cold]
+#[inline(never)]
+fn numeric_date_general(raw: &str, what: &'static str) -> Result<f64, JwtError> {
     let n: f64 = serde_json::from_str(raw).map_err(|_| invalid_claim(what))?;
     if n.is_finite() {
         Ok(n)
@@ -130,9 +138,16 @@ fn string_claim(
     raw: &str,
     what: &'static str,
 ) -> Result<Text, JwtError> {
-    if let Some(s) = plain {
-        return Ok(raw_text(base, s));
+    match plain {
+        Some(s) => Ok(raw_text(base, s)),
+        None => decoded_string(raw, what),
     }
+}
+
+/// A string member with escapes, decoded (out of line: rare in tokens).
+#[cold]
+#[inline(never)]
+fn decoded_string(raw: &str, what: &'static str) -> Result<Text, JwtError> {
     let s: Cow<'_, str> = serde_json::from_str(raw).map_err(|_| invalid_claim(what))?;
     Ok(Text::Owned(s.into()))
 }
@@ -157,10 +172,16 @@ fn raw_text(base: &str, raw: &str) -> Text {
 
 /// A captured member as a JSON value.
 fn json_value(member: &Member<'_>) -> Result<serde_json::Value, JwtError> {
-    if let Some(s) = member.plain() {
-        return Ok(serde_json::Value::String(s.to_owned()));
+    match member.plain() {
+        Some(s) => Ok(serde_json::Value::String(s.to_owned())),
+        None => any_value(member.value),
     }
-    serde_json::from_str(member.value).map_err(|_| malformed("the payload is not valid JSON"))
+}
+
+/// Any other captured value, parsed by serde_json (out of line).
+#[inline(never)]
+fn any_value(raw: &str) -> Result<serde_json::Value, JwtError> {
+    serde_json::from_str(raw).map_err(|_| malformed("the payload is not valid JSON"))
 }
 
 /// The registered claims' bits in the record of members seen.
@@ -254,7 +275,11 @@ pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Register
         };
         let bit = registered_bit(&key);
         let wanted_at = if wanted_lengths & 1 << key.len().min(63) != 0 {
-            wanted.iter().position(|w| **w == *key)
+            // The first byte rules out most names of the same length without a `memcmp`.
+            let first = key.as_bytes().first();
+            wanted
+                .iter()
+                .position(|w| w.as_bytes().first() == first && **w == *key)
         } else {
             None
         };
@@ -286,6 +311,7 @@ pub(crate) fn parse_claims(payload: Vec<u8>, wanted: &Wanted) -> Result<Register
     Ok(r)
 }
 
+#[inline(never)]
 fn parse_audiences(base: &str, member: &Member<'_>) -> Result<Audiences, JwtError> {
     const BAD: &str = "`aud` is not a string or an array of strings";
     let raw = member.value;
