@@ -615,6 +615,27 @@ async fn a_host_header_that_is_not_host_and_port_refuses_the_proof() {
     assert_proof_refused(&reply, "`htu`");
 }
 
+/// Two `Host` lines: a proxy routing by one and the layer checking `htu` against the other
+/// would accept a proof made for another host. Refused whichever host the proof names.
+#[tokio::test]
+async fn a_request_with_two_host_lines_refuses_the_proof() {
+    let w = World::new();
+    let layer = w.layer(Dpop::allowed());
+    let token = w.bound_token();
+    let hosts = [("host", HOST), ("host", "admin.example")];
+    for htu in [HTU, "https://admin.example/echo"] {
+        let proof = w.proof(&token, |c| c["htu"] = json!(htu));
+        let reply = send(&layer, request_with(&token, proof, &hosts)).await;
+        assert_proof_refused(&reply, "the request has more than one Host");
+    }
+    // One line of either is fine.
+    let proof = w.proof(&token, |_| {});
+    assert_accepted(
+        &send(&layer, request_with(&token, proof, &[("host", HOST)])).await,
+        &w,
+    );
+}
+
 #[tokio::test]
 async fn trusted_forwarded_headers_that_smuggle_a_url_refuse_the_proof() {
     let w = World::new();

@@ -52,7 +52,8 @@ pub enum DpopMode {
 /// never read unless [`danger_trust_forwarded_headers`](Self::danger_trust_forwarded_headers).
 /// The authority (`Host`, the URI's, `X-Forwarded-Host`) must be exactly `host[:port]` and
 /// the scheme `http` or `https`: anything else (a path, query, fragment or user info in
-/// `Host`) refuses the proof (`invalid_dpop_proof`) rather than make another URL.
+/// `Host`, or a second `Host` line) refuses the proof (`invalid_dpop_proof`) rather than make
+/// another URL.
 ///
 /// ```
 /// use validate_jwt::sender::Dpop;

@@ -491,7 +491,13 @@ fn expected_htu<B>(rules: &DpopRules, request: &Request<B>) -> Result<String, &'
             Some(authority) => host_port(authority.as_str())
                 .ok_or("the request's authority is not a host[:port]")?,
             None => {
-                let host = headers.get(header::HOST).ok_or(NO_URL)?;
+                // One `Host` line only (RFC 9112 §3.2): with two, a proxy and this layer could
+                // each read another.
+                let mut hosts = headers.get_all(header::HOST).iter();
+                let host = hosts.next().ok_or(NO_URL)?;
+                if hosts.next().is_some() {
+                    return Err("the request has more than one Host");
+                }
                 host.to_str()
                     .ok()
                     .and_then(host_port)
@@ -710,6 +716,15 @@ mod tests {
         assert_eq!(
             expected_htu(&rules(Dpop::allowed()), &absolute).unwrap(),
             "http://api.example.com:8080/a"
+        );
+        let two_hosts = http::Request::get("/a")
+            .header("host", "api.example.com")
+            .header("host", "admin.example.com")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            expected_htu(&rules(Dpop::allowed()), &two_hosts),
+            Err("the request has more than one Host")
         );
         let star = http::Request::options("*")
             .header("host", "api.example.com")
