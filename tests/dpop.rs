@@ -1237,6 +1237,21 @@ fn out_of_range_dpop_and_replay_store_settings_are_build_errors() {
         for good in [Duration::from_millis(1), Duration::from_secs(60)] {
             assert!(redis(good).is_ok(), "{good:?}");
         }
+        let breaker = |failures, open_for| {
+            let store = RedisReplayStore::new("redis://127.0.0.1:6379/")
+                .unwrap()
+                .with_circuit_breaker(failures, open_for);
+            build(Dpop::required().with_replay_store(store))
+        };
+        let second = Duration::from_secs(1);
+        for (failures, open_for) in [(0, second), (3, Duration::ZERO), (3, Duration::MAX)] {
+            assert_eq!(
+                setting(breaker(failures, open_for)),
+                "RedisReplayStore::with_circuit_breaker",
+                "{failures} {open_for:?}"
+            );
+        }
+        assert!(breaker(3, second).is_ok());
     }
 }
 
@@ -1429,7 +1444,7 @@ mod certificates {
 #[cfg(feature = "redis")]
 mod redis_store {
     use super::*;
-    use validate_jwt::sender::RedisReplayStore;
+    use validate_jwt::sender::{DEFAULT_BREAKER_OPEN_FOR, RedisReplayStore};
 
     /// A `redis-server` of this test on a free 127.0.0.1 port, stopped on drop.
     struct RedisServer {
@@ -1596,14 +1611,7 @@ mod redis_store {
         let Some(redis) = redis_server().await else {
             return;
         };
-        let port: u16 = redis
-            .url
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches('/')
-            .parse()
-            .unwrap();
+        let port = port_of(&redis.url);
         let store = RedisReplayStore::new(&redis.url)
             .unwrap()
             .with_timeout(Duration::from_millis(300));
@@ -1615,12 +1623,14 @@ mod redis_store {
         drop(redis);
         assert!(store.check_and_insert("b", ttl).await.is_err());
         let _back = redis_server_on(port).await.unwrap();
-        // The connection is re-made on a later check: a bounded number of attempts.
+        // The connection is re-made on a later check: a bounded number of attempts, each
+        // failure followed by the breaker's open time (on tokio's clock, not waited for).
         let mut outcome = store.check_and_insert("c", ttl).await;
         for _ in 0..20 {
             if outcome.is_ok() {
                 break;
             }
+            skip(DEFAULT_BREAKER_OPEN_FOR).await;
             outcome = store.check_and_insert("c", ttl).await;
         }
         assert_eq!(outcome.unwrap(), ReplayOutcome::Fresh);
@@ -1628,6 +1638,93 @@ mod redis_store {
             store.check_and_insert("c", ttl).await.unwrap(),
             ReplayOutcome::Replayed
         );
+    }
+
+    /// The port of a `redis://127.0.0.1:PORT/` URL.
+    fn port_of(url: &str) -> u16 {
+        url.rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .parse()
+            .unwrap()
+    }
+
+    /// Moves tokio's clock on by `by` (the test's runtime is current-thread), without waiting.
+    async fn skip(by: Duration) {
+        tokio::time::pause();
+        tokio::time::advance(by).await;
+        tokio::time::resume();
+    }
+
+    /// A Redis that is down is not asked again while the breaker is open, even once it is back:
+    /// checks fail at once, saying why; after the open time a check reaches it again.
+    #[tokio::test]
+    async fn a_redis_that_went_down_is_not_asked_while_the_breaker_is_open() {
+        let Some(redis) = redis_server().await else {
+            return;
+        };
+        let port = port_of(&redis.url);
+        let open_for = Duration::from_secs(30);
+        let store = RedisReplayStore::new(&redis.url)
+            .unwrap()
+            .with_timeout(Duration::from_millis(300))
+            .with_circuit_breaker(2, open_for);
+        let ttl = Duration::from_secs(60);
+        assert_eq!(
+            store.check_and_insert("a", ttl).await.unwrap(),
+            ReplayOutcome::Fresh
+        );
+        drop(redis);
+        for key in ["b", "c"] {
+            let err = store.check_and_insert(key, ttl).await.unwrap_err();
+            assert!(!err.to_string().contains("circuit open"), "{err}");
+        }
+        let err = store.check_and_insert("d", ttl).await.unwrap_err();
+        assert!(
+            err.to_string().contains("failed 2 checks in a row"),
+            "{err}"
+        );
+        // Back, but not asked while open: "e" is not recorded.
+        let _back = redis_server_on(port).await.unwrap();
+        let err = store.check_and_insert("e", ttl).await.unwrap_err();
+        assert!(err.to_string().contains("circuit open"), "{err}");
+        let mut outcome = Err(err);
+        for _ in 0..20 {
+            skip(open_for).await;
+            outcome = store.check_and_insert("e", ttl).await;
+            if outcome.is_ok() {
+                break;
+            }
+        }
+        assert_eq!(outcome.unwrap(), ReplayOutcome::Fresh);
+        assert_eq!(
+            store.check_and_insert("e", ttl).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
+    }
+
+    /// Through the layer: once open, a DPoP request is answered 503 without asking Redis (the
+    /// answer is the same; the wait for the store is what the breaker saves).
+    #[tokio::test]
+    async fn an_open_breaker_answers_503_through_the_layer() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = RedisReplayStore::new(&format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .with_circuit_breaker(1, Duration::from_secs(60));
+        let w = World::new();
+        let token = w.bound_token();
+        let layer = w.layer(Dpop::required().with_replay_store(store));
+        for open in [false, true] {
+            let reply = dpop_call(&layer, &token, &w.proof(&token, |_| {})).await;
+            assert_eq!(reply.status, 503, "{reply:?}");
+            assert_eq!(reply.kind(), Some(JwtErrorKind::ReplayStoreUnavailable));
+            assert_eq!(reply.detail().contains("circuit open"), open, "{reply:?}");
+        }
     }
 
     #[tokio::test]

@@ -51,7 +51,9 @@ mod replay;
 pub use dpop::{DEFAULT_NONCE_LIFETIME, DEFAULT_PROOF_WINDOW, Dpop, DpopMode};
 pub use mtls::{CertificateHeader, ClientCertificate, ClientCertificates};
 #[cfg(feature = "redis")]
-pub use redis::{DEFAULT_REDIS_TIMEOUT, RedisReplayStore};
+pub use redis::{
+    DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN_FOR, DEFAULT_REDIS_TIMEOUT, RedisReplayStore,
+};
 pub use replay::{
     DEFAULT_REPLAY_CAPACITY, InMemoryReplayStore, MAX_REPLAY_TTL, ReplayFuture, ReplayOutcome,
     ReplayStore, ReplayStoreError,

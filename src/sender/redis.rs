@@ -1,10 +1,12 @@
 //! [`RedisReplayStore`]: the replay view every replica shares (feature `redis`).
 
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use super::replay::{ReplayFuture, ReplayOutcome, ReplayStore, ReplayStoreError};
 use crate::error::ConfigError;
@@ -14,6 +16,15 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 /// The shortest and longest [`RedisReplayStore::with_timeout`] accepted.
 const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
     Duration::from_millis(1)..=Duration::from_secs(60);
+/// The default number of failed checks in a row after which the store stops asking Redis for
+/// a while ([`RedisReplayStore::with_circuit_breaker`]).
+pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
+/// The default time the store answers at once, without asking Redis, once it stopped asking.
+pub const DEFAULT_BREAKER_OPEN_FOR: Duration = Duration::from_secs(1);
+/// The accepted [`RedisReplayStore::with_circuit_breaker`] settings.
+const BREAKER_FAILURES: std::ops::RangeInclusive<u32> = 1..=1000;
+const BREAKER_OPEN_FOR: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(600);
 
 /// DPoP replay protection in Redis (or Valkey): `SET <prefix><key> 1 NX PX <ttl>`, one
 /// atomic step, so N replicas behind a load balancer accept each proof once between them.
@@ -23,6 +34,13 @@ const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
 /// the [`Dpop`](super::Dpop) says: 503 with `Retry-After` by default (fail-closed), or
 /// accepted with a warning after
 /// [`danger_fail_open_on_store_errors`](super::Dpop::danger_fail_open_on_store_errors).
+///
+/// **When Redis is down.** After [`DEFAULT_BREAKER_FAILURES`] failed checks in a row the store
+/// stops asking Redis for [`DEFAULT_BREAKER_OPEN_FOR`]: checks then fail at once instead of
+/// each waiting for the timeout (a circuit breaker; see
+/// [`with_circuit_breaker`](Self::with_circuit_breaker)). After that time one check asks Redis
+/// again while the others still fail at once; its success closes the breaker, its failure opens
+/// it again.
 ///
 /// ```
 /// use validate_jwt::sender::{Dpop, RedisReplayStore};
@@ -35,6 +53,7 @@ pub struct RedisReplayStore {
     connection: OnceCell<ConnectionManager>,
     prefix: Box<str>,
     timeout: Duration,
+    breaker: Breaker,
 }
 
 impl fmt::Debug for RedisReplayStore {
@@ -46,6 +65,8 @@ impl fmt::Debug for RedisReplayStore {
             )
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("breaker_failures", &self.breaker.failures)
+            .field("breaker_open_for", &self.breaker.open_for)
             .finish_non_exhaustive()
     }
 }
@@ -61,6 +82,7 @@ impl RedisReplayStore {
             connection: OnceCell::new(),
             prefix: "validate-jwt:dpop:".into(),
             timeout: DEFAULT_REDIS_TIMEOUT,
+            breaker: Breaker::new(DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN_FOR),
         })
     }
 
@@ -77,6 +99,25 @@ impl RedisReplayStore {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// After `failures` failed checks in a row (1 to 1,000; default
+    /// [`DEFAULT_BREAKER_FAILURES`]), checks fail at once for `open_for` (10 ms to 10 min;
+    /// default [`DEFAULT_BREAKER_OPEN_FOR`]) without asking Redis; then one check asks again.
+    /// Settings outside those ranges are a [`ConfigError::InvalidSetting`] at `build()`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use validate_jwt::sender::RedisReplayStore;
+    /// let store = RedisReplayStore::new("redis://127.0.0.1:6379/")
+    ///     .unwrap()
+    ///     .with_circuit_breaker(5, Duration::from_secs(2));
+    /// # let _ = store;
+    /// ```
+    #[must_use]
+    pub fn with_circuit_breaker(mut self, failures: u32, open_for: Duration) -> Self {
+        self.breaker = Breaker::new(failures, open_for);
         self
     }
 
@@ -120,19 +161,127 @@ impl ReplayStore for RedisReplayStore {
                 reason: format!("{:?} is outside 1 ms to 60 s", self.timeout),
             });
         }
+        if !BREAKER_FAILURES.contains(&self.breaker.failures) {
+            return Err(ConfigError::InvalidSetting {
+                setting: "RedisReplayStore::with_circuit_breaker",
+                reason: format!("{} failures is outside 1 to 1000", self.breaker.failures),
+            });
+        }
+        if !BREAKER_OPEN_FOR.contains(&self.breaker.open_for) {
+            return Err(ConfigError::InvalidSetting {
+                setting: "RedisReplayStore::with_circuit_breaker",
+                reason: format!("{:?} is outside 10 ms to 10 min", self.breaker.open_for),
+            });
+        }
         Ok(())
     }
 
     fn check_and_insert<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
         Box::pin(async move {
-            match tokio::time::timeout(self.timeout, self.set_nx(key, ttl)).await {
+            let attempt = self.breaker.admit()?;
+            let outcome = match tokio::time::timeout(self.timeout, self.set_nx(key, ttl)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(ReplayStoreError::new(format!(
                     "redis did not answer within {:?}",
                     self.timeout
                 ))),
-            }
+            };
+            attempt.finish(outcome.is_ok());
+            outcome
         })
+    }
+}
+
+/// The circuit breaker: counts failed checks in a row and, past the limit, answers at once for
+/// a while. A `std` mutex held for a few instructions, never across an `await`.
+struct Breaker {
+    failures: u32,
+    open_for: Duration,
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Default)]
+struct BreakerState {
+    /// Failed checks in a row.
+    failed: u32,
+    /// Until when checks fail at once (open), if they do.
+    open_until: Option<Instant>,
+    /// A check is asking Redis after the open time (half-open): the others still fail at once.
+    probing: bool,
+}
+
+/// One check let through by the breaker; it reports how it went with [`Attempt::finish`]. Dropped
+/// unfinished (the request went away), it counts as failed, so a probe never stays pending.
+struct Attempt<'a> {
+    breaker: &'a Breaker,
+    done: bool,
+}
+
+impl Breaker {
+    fn new(failures: u32, open_for: Duration) -> Self {
+        Breaker {
+            failures,
+            open_for,
+            state: Mutex::new(BreakerState::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        // The state is a few plain fields, always left consistent: a poisoned lock still holds
+        // a usable state.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lets a check ask Redis, or says why not.
+    fn admit(&self) -> Result<Attempt<'_>, ReplayStoreError> {
+        let mut state = self.state();
+        if let Some(until) = state.open_until {
+            let now = Instant::now();
+            if now < until || state.probing {
+                return Err(ReplayStoreError::new(format!(
+                    "redis failed {} checks in a row: not asked again for {:?} (circuit open)",
+                    state.failed,
+                    until.saturating_duration_since(now),
+                )));
+            }
+            state.probing = true;
+        }
+        Ok(Attempt {
+            breaker: self,
+            done: false,
+        })
+    }
+
+    fn record(&self, ok: bool) {
+        let mut state = self.state();
+        if ok {
+            *state = BreakerState::default();
+            return;
+        }
+        state.failed = state.failed.saturating_add(1);
+        if state.probing || state.failed >= self.failures {
+            // Capped as `build()` caps it, for a store used without a layer.
+            let open_for = self.open_for.min(*BREAKER_OPEN_FOR.end());
+            state.open_until = Some(Instant::now() + open_for);
+        }
+        state.probing = false;
+    }
+}
+
+impl Attempt<'_> {
+    fn finish(mut self, ok: bool) {
+        self.done = true;
+        self.breaker.record(ok);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.record(false);
+        }
     }
 }
 
@@ -172,5 +321,85 @@ mod tests {
         ] {
             assert!(store(good).check_settings().is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn breaker_settings_outside_their_ranges_are_settings_errors() {
+        let store = |failures, open_for| {
+            RedisReplayStore::new("redis://127.0.0.1:1/")
+                .unwrap()
+                .with_circuit_breaker(failures, open_for)
+        };
+        let second = Duration::from_secs(1);
+        for (failures, open_for) in [
+            (0, second),
+            (1001, second),
+            (3, Duration::from_millis(9)),
+            (3, Duration::from_secs(601)),
+            (3, Duration::MAX),
+        ] {
+            assert!(
+                matches!(
+                    store(failures, open_for).check_settings(),
+                    Err(ConfigError::InvalidSetting {
+                        setting: "RedisReplayStore::with_circuit_breaker",
+                        ..
+                    })
+                ),
+                "{failures} {open_for:?}"
+            );
+        }
+        for (failures, open_for) in [
+            (1, Duration::from_millis(10)),
+            (1000, Duration::from_secs(600)),
+        ] {
+            assert!(store(failures, open_for).check_settings().is_ok());
+        }
+    }
+
+    /// The breaker's states, by paused time: closed, open after the limit, one probe after the
+    /// open time (the others still refused), closed again by the probe's success or open
+    /// again by its failure, and a probe that goes away counts as failed.
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_opens_after_the_limit_and_probes_once_after_the_open_time() {
+        let open_for = Duration::from_secs(1);
+        let breaker = Breaker::new(3, open_for);
+        let fail = |b: &Breaker| b.admit().map(|a| a.finish(false)).is_ok();
+        // Two failures: still closed. A success resets the count.
+        assert!(fail(&breaker) && fail(&breaker));
+        breaker.admit().unwrap().finish(true);
+        assert!(fail(&breaker) && fail(&breaker) && fail(&breaker));
+        // Open: refused at once, with the reason.
+        let refused = breaker.admit().err().unwrap().to_string();
+        assert!(refused.contains("3 checks in a row"), "{refused}");
+        assert!(refused.contains("circuit open"), "{refused}");
+        tokio::time::advance(open_for - Duration::from_millis(1)).await;
+        assert!(breaker.admit().is_err());
+        // Half-open: one probe, the others refused while it runs.
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let probe = breaker.admit().unwrap();
+        assert!(breaker.admit().is_err());
+        // The probe fails: open again for the whole time.
+        probe.finish(false);
+        assert!(breaker.admit().is_err());
+        tokio::time::advance(open_for).await;
+        // A probe dropped unfinished counts as failed: open again, never stuck half-open.
+        drop(breaker.admit().unwrap());
+        assert!(breaker.admit().is_err());
+        tokio::time::advance(open_for).await;
+        // The probe succeeds: closed, every check let through again.
+        breaker.admit().unwrap().finish(true);
+        assert!(fail(&breaker) && fail(&breaker));
+        assert!(breaker.admit().is_ok());
+    }
+
+    /// With a limit of one, the first failure opens it.
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_of_one_opens_at_the_first_failure() {
+        let breaker = Breaker::new(1, Duration::from_millis(10));
+        breaker.admit().unwrap().finish(false);
+        assert!(breaker.admit().is_err());
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert!(breaker.admit().is_ok());
     }
 }
