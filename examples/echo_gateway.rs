@@ -15,6 +15,9 @@
 //! `--header-name NAME`, `--query-param NAME`, `--failed-status CODE`, `--failed-message TEXT`,
 //! `--allow-http`, `--token-cache N` (remember up to N validated tokens; the cache's counters are
 //! printed on Ctrl-C), `--no-auth` (no layer at all: the baseline of `scripts/http_bench.sh`),
+//! `--signature-only JWKS_FILE` (no layer either: the benchmark's ceiling, the signature check
+//! alone with that file's keys, `benches/support/signature_only.rs`; in this binary so that the
+//! ceiling and the layer are measured with the crypto at the same addresses),
 //! `--inspector` (a development tool, loopback only: the token inspector page at
 //! `/_inspector/`, where a pasted token gets `ValidateJwtLayer::explain`'s report of every check;
 //! see `mod inspector` below).
@@ -26,6 +29,10 @@
 //! `--resource URL` (RFC 9728: the protected resource metadata of that URL at its well-known
 //! paths, `resource_metadata` in every challenge; with no `--audience`, the resource is the
 //! audience).
+
+// The HTTP benchmark's ceiling (`--signature-only`), shared with `benches/ratio.rs`.
+#[path = "../benches/support/signature_only.rs"]
+mod ceiling;
 
 use std::error::Error;
 use std::io::Write as _;
@@ -61,6 +68,7 @@ struct Args {
     allow_http: bool,
     token_cache: usize,
     no_auth: bool,
+    signature_only: Option<String>,
     inspector: bool,
     dpop: Option<String>,
     dpop_nonce: bool,
@@ -74,7 +82,7 @@ const USAGE: &str = "usage: echo_gateway [--listen ADDR] [--openid-config URL]..
 [--issuer ISS]... [--audience AUD]... [--require-scope S]... [--require-claim NAME=V1[,V2]]... \
 [--require-claim-all NAME=V1[,V2]]... [--algorithm ALG]... [--leeway SECONDS] [--header-name NAME] \
 [--query-param NAME] [--failed-status CODE] [--failed-message TEXT] [--allow-http] [--token-cache N] \
-[--no-auth] [--inspector] [--dpop allowed|required] [--dpop-nonce] [--public-url URL] \
+[--no-auth] [--signature-only JWKS_FILE] [--inspector] [--dpop allowed|required] [--dpop-nonce] [--public-url URL] \
 [--replay-store redis://…] [--client-cert-header NAME] [--resource URL]";
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -103,6 +111,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--allow-http" => args.allow_http = true,
             "--token-cache" => args.token_cache = value()?.parse()?,
             "--no-auth" => args.no_auth = true,
+            "--signature-only" => args.signature_only = Some(value()?),
             "--inspector" => args.inspector = true,
             "--dpop" => args.dpop = Some(value()?),
             "--dpop-nonce" => args.dpop_nonce = true,
@@ -335,17 +344,30 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), BoxError> {
     let mut args = parse_args()?;
-    if args.inspector && args.no_auth {
-        return Err("--inspector explains what the layer does: it cannot go with --no-auth".into());
+    if args.inspector && (args.no_auth || args.signature_only.is_some()) {
+        return Err(
+            "--inspector explains what the layer does: it cannot go with --no-auth or --signature-only"
+                .into(),
+        );
     }
-    if args.no_auth {
+    if args.no_auth && args.signature_only.is_some() {
+        return Err("--no-auth and --signature-only are two different baselines: pick one".into());
+    }
+    if args.no_auth || args.signature_only.is_some() {
+        let (app, what) = match &args.signature_only {
+            Some(file) => {
+                let jwks: Value = serde_json::from_slice(&std::fs::read(file)?)?;
+                (
+                    ceiling::router(ceiling::keys_from_jwks(&jwks)?),
+                    "signature only",
+                )
+            }
+            None => (Router::new().fallback(echo), "no authentication"),
+        };
         let listen: SocketAddr = args.listen.as_deref().unwrap_or("127.0.0.1:3000").parse()?;
         let listener = tokio::net::TcpListener::bind(listen).await?;
-        println!(
-            "listening on http://{} (no authentication)",
-            listener.local_addr()?
-        );
-        axum::serve(listener, Router::new().fallback(echo))
+        println!("listening on http://{} ({what})", listener.local_addr()?);
+        axum::serve(listener, app)
             .with_graceful_shutdown(ctrl_c())
             .await?;
         return Ok(());

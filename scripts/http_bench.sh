@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP load benchmark: echo_gateway (release) behind ValidateJwtLayer, with and without the token
 # cache, against the same Echo API with no authentication, behind a signature-only middleware
-# (the ceiling for validated traffic: benches/http/signature_only.rs) and behind a hand-written
+# (the ceiling for validated traffic: echo_gateway --signature-only, benches/support/signature_only.rs,
+# in the same binary as the layer so that the crypto sits at the same addresses) and behind a hand-written
 # `jsonwebtoken::decode` middleware, on loopback.
 #
 #   scripts/http_bench.sh                  # needs wrk (Debian/Ubuntu: apt-get install wrk)
@@ -38,7 +39,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 
 echo "building the examples (release)…" >&2
 cargo build --release --quiet --example echo_gateway --example handwritten_jsonwebtoken \
-  --example signature_only --example bench_idp
+  --example bench_idp
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
 
 PIN=0
@@ -140,7 +141,7 @@ declare -A FILE_OF=([one]="$WORK/one.txt" [rs]="$WORK/idp/rs256.txt" [es]="$WORK
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 AUTH=(--jwks-uri "$JWKS_URI" --issuer "$ISSUER" --audience "$AUDIENCE" --require-scope "$SCOPE" --listen 127.0.0.1:0)
 wanted none && start_server none "$BIN/echo_gateway" --no-auth --listen 127.0.0.1:0
-start_server signature "$BIN/signature_only" --jwks "$WORK/idp/jwks.json" --listen 127.0.0.1:0
+start_server signature "$BIN/echo_gateway" --signature-only "$WORK/idp/jwks.json" --listen 127.0.0.1:0
 wanted handwritten && start_server handwritten "$BIN/handwritten_jsonwebtoken" --jwks "$WORK/idp/jwks.json" \
   --issuer "$ISSUER" --audience "$AUDIENCE" --require-scope "$SCOPE" --listen 127.0.0.1:0
 wanted layer && start_server layer "$BIN/echo_gateway" "${AUTH[@]}"
