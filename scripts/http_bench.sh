@@ -13,7 +13,8 @@
 # busy), wrk and the key server on another (CLIENT_CPU), when taskset is available and the
 # machine has two cores or more. All servers start first; then each of ROUNDS rounds loads every
 # server with every token file in turn (a WARMUP-second run, then a DURATION-second measured run
-# with CONNECTIONS connections), so a machine that drifts affects all servers alike. Every
+# with CONNECTIONS connections; the servers' order reversed every other round), so a machine that
+# drifts affects all servers alike. Every
 # request carries a bearer token, from a file rotated by scripts/rotate_tokens.lua (one token,
 # or 10,000 distinct RS256 / ES256 ones). A run with any non-2xx answer fails the benchmark.
 # Per server and token file: the median over the rounds of the server's CPU time per request
@@ -157,9 +158,16 @@ declare -A RPS CPU
 STEALS=""
 DISCARDED=0
 for round in $(seq 1 "$ROUNDS"); do
+  # Every other round the servers go in the reverse order, so that going first (just after
+  # another token file's runs) or last favours none of them.
+  ORDER=("${SERVERS[@]}")
+  if [ $((round % 2)) -eq 0 ]; then
+    ORDER=()
+    for ((k = ${#SERVERS[@]} - 1; k >= 0; k--)); do ORDER+=("${SERVERS[k]}"); done
+  fi
   for scenario in "${SCENARIOS[@]}"; do
     line="round $round, $scenario:"
-    for name in "${SERVERS[@]}"; do
+    for name in "${ORDER[@]}"; do
       # A run during which the hypervisor took more than STEAL_LIMIT % of the server's CPU is
       # measured again (up to four more times): such runs say more about the host than the server.
       for attempt in 1 2 3 4 5; do
