@@ -239,11 +239,18 @@ impl Breaker {
         let mut state = self.state();
         if let Some(until) = state.open_until {
             let now = Instant::now();
-            if now < until || state.probing {
+            if now < until {
                 return Err(ReplayStoreError::new(format!(
                     "redis failed {} checks in a row: not asked again for {:?} (circuit open)",
                     state.failed,
-                    until.saturating_duration_since(now),
+                    until - now,
+                )));
+            }
+            if state.probing {
+                return Err(ReplayStoreError::new(format!(
+                    "redis failed {} checks in a row: one check is trying it again (circuit \
+                     half-open)",
+                    state.failed,
                 )));
             }
             state.probing = true;
@@ -378,7 +385,8 @@ mod tests {
         // Half-open: one probe, the others refused while it runs.
         tokio::time::advance(Duration::from_millis(1)).await;
         let probe = breaker.admit().unwrap();
-        assert!(breaker.admit().is_err());
+        let refused = breaker.admit().err().unwrap().to_string();
+        assert!(refused.contains("half-open"), "{refused}");
         // The probe fails: open again for the whole time.
         probe.finish(false);
         assert!(breaker.admit().is_err());
