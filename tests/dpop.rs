@@ -1466,13 +1466,18 @@ mod redis_store {
         )
     }
 
-    /// Starts one, or `None` (with the reason printed) outside CI when the binary is missing.
-    async fn redis_server() -> Option<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+    /// A 127.0.0.1 port nothing listens on (at the time of asking).
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
+            .port()
+    }
+
+    /// Starts one, or `None` (with the reason printed) outside CI when the binary is missing.
+    async fn redis_server() -> Option<RedisServer> {
+        let port = free_port();
         redis_server_on(port).await
     }
 
@@ -1708,11 +1713,7 @@ mod redis_store {
     /// answer is the same; the wait for the store is what the breaker saves).
     #[tokio::test]
     async fn an_open_breaker_answers_503_through_the_layer() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let store = RedisReplayStore::new(&format!("redis://127.0.0.1:{port}/"))
             .unwrap()
             .with_circuit_breaker(1, Duration::from_secs(60));
@@ -1730,11 +1731,7 @@ mod redis_store {
     #[tokio::test]
     async fn an_unreachable_redis_fails_closed_or_open_as_configured() {
         // A port nothing listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let url = format!("redis://127.0.0.1:{port}/");
         let w = World::new();
         let token = w.bound_token();
